@@ -1,0 +1,173 @@
+"""Steps shared by the GKE GPU and TPU flows."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from allocator.oracle import check_claim
+from fixtures.environment import Environment
+from fixtures.kube import KubeError, dra
+from fixtures.manifest_versions import misplaced_request_fields, to_nested_layout
+from fixtures.waits import wait_for
+from fixtures.workloads import MANIFEST_DIR, Expectations, claim_state, create_objects, \
+    generated_claim, load_manifests, wait_for_running_pods
+
+PAGE = "GKE: Deploy DRA workloads (deploy-dra-workloads)"
+DOCS = MANIFEST_DIR / "gke_docs"
+CLAIM_NAME_SUFFIX = r"-[a-z0-9]{5}"
+
+
+@dataclass
+class Rejection:
+    status: int
+    message: str
+    misplaced: list[str]
+
+
+def documented(name: str) -> dict[str, Any]:
+    [obj] = load_manifests(DOCS / name)
+    return obj
+
+
+def try_documented_template(env: Environment, namespace: str, template: dict[str, Any]
+                            ) -> Rejection | None:
+    """Create the template exactly as documented; return the server's rejection, if any."""
+    try:
+        created = create_objects(env, namespace, [template])
+    except KubeError as error:
+        return Rejection(error.status, str(error), misplaced_request_fields(template))
+    env.kube.delete(dra("ResourceClaimTemplate", "v1"), created[0]["metadata"]["name"],
+                    namespace)
+    return None
+
+
+def check_rejection(rejection: Rejection | None, template: dict[str, Any]) -> None:
+    """The documented form must be rejected, naming every misplaced field."""
+    name = template["metadata"]["name"]
+    assert rejection is not None, (
+        f"ResourceClaimTemplate {name} as documented (apiVersion "
+        f"{template['apiVersion']}, v1beta1 request layout) was accepted; a server that "
+        "serves v1beta2 must reject it under strict field validation")
+    assert rejection.status in (400, 422), f"unexpected HTTP status: {rejection.message}"
+    for path in rejection.misplaced:
+        field_name = path.rsplit(".", 1)[1]
+        assert field_name in rejection.message, (
+            f"the server's rejection of {name} does not name the misplaced field {path}:\n"
+            f"{rejection.message}")
+
+
+def defect_summary(template: dict[str, Any], rejection: Rejection) -> tuple[str, str]:
+    name = template["metadata"]["name"]
+    summary = (f"{name} is written as {template['apiVersion']} with the v1beta1 request layout; "
+               f"the server rejects it (HTTP {rejection.status})")
+    detail = (f"misplaced: {', '.join(rejection.misplaced)}; in v1beta2 and v1 these belong "
+              f"under 'exactly:'. Server message: {rejection.message}")
+    return summary, detail
+
+
+def run_documented_flow(env: Environment, namespace: str, template_file: str,
+                        deployment_file: str) -> "FlowState":
+    """Apply the template in an accepted layout and the Deployment unchanged; wait for it."""
+    template = documented(template_file)
+    accepted = to_nested_layout(template)
+    create_objects(env, namespace, [accepted])
+    deployment = documented(deployment_file)
+    create_objects(env, namespace, [deployment])
+    selector = ",".join(f"{k}={v}" for k, v in
+                        deployment["spec"]["selector"]["matchLabels"].items())
+    [pod] = wait_for_running_pods(env, namespace, selector, deployment["spec"]["replicas"])
+    pod_claim = pod["spec"]["resourceClaims"][0]["name"]
+    claim = generated_claim(env, namespace, pod, pod_claim)
+    claim = wait_for(f"claim {namespace}/{claim['metadata']['name']} to be allocated,reserved",
+                     env.timeouts.claim_allocated,
+                     lambda: _allocated(env, namespace, claim["metadata"]["name"]),
+                     env.timeouts.poll_interval)
+    stored_template = env.kube.get(dra("ResourceClaimTemplate"), template["metadata"]["name"],
+                                   namespace)
+    slices = env.kube.list(dra("ResourceSlice"))
+    return FlowState(deployment["metadata"]["name"], pod, pod_claim, claim, stored_template,
+                     slices)
+
+
+def _allocated(env: Environment, namespace: str, name: str) -> tuple[bool, dict[str, Any]]:
+    claim = env.kube.get(dra("ResourceClaim"), name, namespace)
+    return claim_state(claim) == "allocated,reserved", claim
+
+
+@dataclass
+class FlowState:
+    deployment: str
+    pod: dict[str, Any]
+    pod_claim: str
+    claim: dict[str, Any]
+    template: dict[str, Any]
+    slices: list[dict[str, Any]]
+
+    @property
+    def pod_name(self) -> str:
+        return self.pod["metadata"]["name"]
+
+    @property
+    def node(self) -> str:
+        return self.pod["spec"]["nodeName"]
+
+
+def check_generated_claim(env: Environment, state: FlowState, expect: Expectations) -> None:
+    """The expectations every generated claim of the documented flows must meet."""
+    claim, pod = state.claim, state.pod
+    meta = claim["metadata"]
+    status = claim.get("status") or {}
+    pattern = re.escape(f"{state.pod_name}-{state.pod_claim}") + CLAIM_NAME_SUFFIX
+    expect.check(f"claim name matches <pod>-<pod claim name>-<5 random> ({pattern})",
+                 re.fullmatch(pattern, meta["name"]) is not None, meta["name"])
+    expect.equal("claim state", claim_state(claim), "allocated,reserved")
+    expect.equal("annotation resource.kubernetes.io/pod-claim-name",
+                 (meta.get("annotations") or {}).get("resource.kubernetes.io/pod-claim-name"),
+                 state.pod_claim)
+    expect.check("finalizer resource.kubernetes.io/delete-protection",
+                 "resource.kubernetes.io/delete-protection" in (meta.get("finalizers") or []),
+                 meta.get("finalizers"))
+    owners = [o for o in meta.get("ownerReferences") or [] if o.get("controller")]
+    expect.equal("controlling owner", [(o["kind"], o["name"], o["uid"]) for o in owners],
+                 [("Pod", state.pod_name, pod["metadata"]["uid"])])
+    expect.equal("claim spec copied from the template", claim["spec"],
+                 state.template["spec"]["spec"])
+    selector = (status.get("allocation") or {}).get("nodeSelector") or {}
+    expect.equal("allocation nodeSelector selects the node by metadata.name",
+                 selector.get("nodeSelectorTerms"),
+                 [{"matchFields": [{"key": "metadata.name", "operator": "In",
+                                    "values": [state.node]}]}])
+    expect.equal("reservedFor is the pod", status.get("reservedFor"),
+                 [{"resource": "pods", "name": state.pod_name, "uid": pod["metadata"]["uid"]}])
+    classes = {c["metadata"]["name"]: c for c in env.kube.list(dra("DeviceClass"))}
+    others = env.kube.list(dra("ResourceClaim"))
+    violations = check_claim(claim, state.slices, classes, others)
+    expect.check("the oracle accepts the allocation", not violations,
+                 [str(v) for v in violations])
+
+
+def results_of(claim: dict[str, Any]) -> list[dict[str, Any]]:
+    return ((claim.get("status") or {}).get("allocation") or {}).get("devices", {}).get(
+        "results") or []
+
+
+def kubectl_logs(env: Environment, namespace: str, deployment: str) -> str:
+    """Read logs the documented way: kubectl logs deployment/... --all-pods=true."""
+    result = env.kubectl_run("logs", f"deployment/{deployment}", "--all-pods=true",
+                             "-n", namespace)
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl logs deployment/{deployment} failed (exit "
+                             f"{result.returncode}): {result.stderr.strip()}")
+    return result.stdout
+
+
+def wait_for_log(env: Environment, namespace: str, deployment: str, pattern: str) -> str:
+    """Wait until the Deployment's logs contain a line matching ``pattern``."""
+    compiled = re.compile(pattern, re.MULTILINE)
+    return wait_for(f"a log line matching {pattern!r} from deployment {namespace}/{deployment}",
+                    env.timeouts.log_line,
+                    lambda: (lambda text: (compiled.search(text) is not None, text))(
+                        kubectl_logs(env, namespace, deployment)),
+                    1.0, tolerate=(AssertionError,))
