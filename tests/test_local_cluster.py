@@ -1,0 +1,153 @@
+"""Bring-up failures of the local backend: each one explained, nothing left running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures import local_cluster
+from fixtures.binaries import Binaries
+from fixtures.local_cluster import ClusterStartError, LocalCluster, clean_stale_state
+from fixtures.processes import kill_all, processes_referencing
+from fixtures.timeouts import Timeouts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def state_root(monkeypatch) -> Path:
+    # A short path of its own keeps these tests away from real runs' directories
+    # and keeps socket paths under the 108-byte limit.
+    root = Path(tempfile.mkdtemp(prefix="draconf-test-", dir="/tmp"))
+    monkeypatch.setenv(local_cluster.STATE_ROOT_ENV, str(root))
+    yield root
+    leftovers = processes_referencing(root)
+    kill_all(leftovers)
+    shutil.rmtree(root, ignore_errors=True)
+    assert not leftovers, f"processes left running under {root}: {leftovers}"
+
+
+def with_fake(binaries: Binaries, tmp_path: Path, name: str, script: str) -> Binaries:
+    fake = tmp_path / name
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    return Binaries(binaries.kubernetes_version, binaries.etcd_version,
+                    {**binaries.paths, name: fake})
+
+
+def test_apiserver_never_ready(binaries, tmp_path, state_root):
+    fake = with_fake(binaries, tmp_path, "kube-apiserver",
+                     'echo "pretending to start"; exec sleep 300')
+    cluster = LocalCluster("neverready", fake, tmp_path / "logs",
+                           Timeouts(component_start=3), progress=lambda m: None)
+
+    with pytest.raises(ClusterStartError) as raised:
+        cluster.start()
+
+    message = str(raised.value)
+    assert "kube-apiserver did not become healthy within 3 s" in message
+    assert "pretending to start" in message, "the message quotes the component's log"
+    assert "--timeout-scale" in message, "the message says what to do"
+    assert not cluster.state_dir.exists(), "the state directory (with keys) is removed"
+    assert not any(p.running() for p in cluster.components)
+
+
+def test_component_that_exits(binaries, tmp_path, state_root):
+    fake = with_fake(binaries, tmp_path, "kube-apiserver", 'echo "bad flag --foo" >&2; exit 3')
+    cluster = LocalCluster("exits", fake, tmp_path / "logs", Timeouts(component_start=10),
+                           progress=lambda m: None)
+
+    with pytest.raises(ClusterStartError) as raised:
+        cluster.start()
+
+    assert "kube-apiserver exited with code 3" in str(raised.value)
+    assert "bad flag --foo" in str(raised.value)
+
+
+def test_port_taken_is_retried(binaries, tmp_path, state_root, monkeypatch):
+    """A port taken between probing and binding: the start retries with new ports."""
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    real_pick = local_cluster.Ports.pick
+    calls = []
+
+    def pick() -> local_cluster.Ports:
+        ports = real_pick()
+        if not calls:
+            ports.etcd_client = taken
+        calls.append(ports)
+        return ports
+
+    monkeypatch.setattr(local_cluster.Ports, "pick", staticmethod(pick))
+    messages: list[str] = []
+    cluster = LocalCluster("porttaken", binaries, tmp_path / "logs", Timeouts(),
+                           progress=messages.append)
+    try:
+        cluster.start()
+        assert cluster.kube().server_version()["gitVersion"] == f"v{binaries.kubernetes_version}"
+    finally:
+        cluster.stop()
+        blocker.close()
+
+    assert len(calls) == 2
+    assert any("retrying with new ports" in m for m in messages), messages
+
+
+def test_stale_run_directory_is_cleaned(state_root):
+    stale = state_root / "deadrun"
+    stale.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (stale / local_cluster.OWNER_FILE).write_text(str(dead.pid))
+    leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)",
+                                 str(stale / "marker")], start_new_session=True)
+    live = state_root / "liverun"
+    live.mkdir()
+    (live / local_cluster.OWNER_FILE).write_text(str(os.getpid()))
+    messages: list[str] = []
+
+    clean_stale_state(messages.append)
+
+    assert leftover.wait(timeout=10) is not None
+    assert not stale.exists()
+    assert live.exists(), "a directory whose owner is alive is left alone"
+    assert any("removed stale run directory" in m and "stopped 1 leftover" in m
+               for m in messages), messages
+
+
+def test_interrupted_run_leaves_nothing(binaries, tmp_path, state_root):
+    """Ctrl-C while the suites run: the cluster and every helper process stop."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fixtures.cli", "run", "--results-dir", str(tmp_path / "results"),
+         "--", str(ROOT / "suites" / "gke_docs" / "test_tpu_flow.py"), "-s"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    lines = []
+    deadline = time.monotonic() + 180
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if "fake driver ready" in line or time.monotonic() > deadline:
+            break
+    assert any("fake driver ready" in line for line in lines), "".join(lines[-20:])
+    state_dirs = list(state_root.iterdir())
+    assert len(state_dirs) == 1
+
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+
+    assert process.returncode != 0
+    assert not state_dirs[0].exists(), "".join(lines) + output
+    assert not processes_referencing(state_dirs[0])
+    assert "Traceback" not in output
