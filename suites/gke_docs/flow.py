@@ -8,11 +8,11 @@ from typing import Any
 
 from allocator.oracle import check_claim
 from fixtures.environment import Environment
-from fixtures.kube import KubeError, dra
+from fixtures.kube import CORE, KubeError, dra
 from fixtures.manifest_versions import misplaced_request_fields, to_nested_layout
 from fixtures.waits import wait_for
-from fixtures.workloads import MANIFEST_DIR, Expectations, claim_state, create_objects, \
-    generated_claim, load_manifests, wait_for_running_pods
+from fixtures.workloads import MANIFEST_DIR, Expectations, claim_state, claim_summary, \
+    create_objects, generated_claim, load_manifests, pod_phase_summary, wait_for_running_pods
 
 PAGE = "GKE: Deploy DRA workloads (deploy-dra-workloads)"
 DOCS = MANIFEST_DIR / "gke_docs"
@@ -171,3 +171,29 @@ def wait_for_log(env: Environment, namespace: str, deployment: str, pattern: str
                     lambda: (lambda text: (compiled.search(text) is not None, text))(
                         kubectl_logs(env, namespace, deployment)),
                     1.0, tolerate=(AssertionError,))
+
+
+def check_teardown(env: Environment, namespace: str, state: FlowState,
+                   expect: Expectations) -> None:
+    """Delete the Deployment: the pod goes, the claim goes, and the driver unprepared it."""
+    env.kube.delete(CORE["Deployment"], state.deployment, namespace)
+    claim_name = state.claim["metadata"]["name"]
+
+    def gone() -> tuple[bool, Any]:
+        pod = env.kube.get_or_none(CORE["Pod"], state.pod_name, namespace)
+        claim = env.kube.get_or_none(dra("ResourceClaim"), claim_name, namespace)
+        return pod is None and claim is None, {
+            "pod": pod and pod_phase_summary(pod), "claim": claim and claim_summary(claim)}
+
+    wait_for(f"pod {state.pod_name} and claim {claim_name} to be deleted with the Deployment",
+             env.timeouts.deletion, gone, env.timeouts.poll_interval)
+    expect.check("pod and generated claim removed after the Deployment is deleted", True)
+    uid = state.claim["metadata"]["uid"]
+    for node in env.local_nodes:
+        if node.name != state.node:
+            continue
+        specs = [p.name for p in node.cdi_dir.glob(f"*{uid}*")]
+        expect.check("the driver removed the claim's CDI spec (NodeUnprepareResources ran)",
+                     not specs, specs)
+        records = [p.name for p in (node.directory / "driver" / "prepared").glob(f"{uid}*")]
+        expect.check("the driver holds no prepared record of the claim", not records, records)

@@ -47,4 +47,5 @@ def test_gpu_flow(draconf_env, namespace):
     logs = flow.wait_for_log(draconf_env, namespace, state.deployment, re.escape(line))
     expect.check(f"logs show {line!r}", line in logs, logs)
     expect.check("logs never show 'Waiting...'", "Waiting..." not in logs, logs)
+    flow.check_teardown(draconf_env, namespace, state, expect)
     expect.verify()

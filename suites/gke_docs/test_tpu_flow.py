@@ -76,4 +76,5 @@ def test_tpu_flow(draconf_env, namespace):
         {"expected but missing or different": missing,
          "TPU variables the container had": {k: v for k, v in seen.items()
                                              if k.startswith("TPU_")}})
+    flow.check_teardown(draconf_env, namespace, state, expect)
     expect.verify()

@@ -1,0 +1,59 @@
+"""The short run summary: counts, time to the first test, and what failed or skipped."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+
+class RunSummary:
+    """A pytest plugin that records outcomes for the summary file."""
+
+    def __init__(self, started: float):
+        self.started = started
+        self.first_test_after: float | None = None
+        self.outcomes: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": [],
+                                               "error": []}
+        self.reasons: dict[str, str] = {}
+
+    def pytest_runtest_call(self, item: Any) -> None:
+        # The first call starts once the cluster fixture is up: that is the wait a user feels.
+        if self.first_test_after is None:
+            self.first_test_after = time.monotonic() - self.started
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            outcome = report.outcome
+            if report.when == "setup" and report.failed:
+                outcome = "error"
+            self.outcomes[outcome].append(report.nodeid)
+            if report.skipped and isinstance(report.longrepr, tuple):
+                self.reasons[report.nodeid] = str(report.longrepr[2])
+            elif report.failed:
+                self.reasons[report.nodeid] = (report.longreprtext.strip().splitlines() or [""]
+                                               )[-1][:300]
+
+
+def write_summary(results: Path, summary: RunSummary, code: int, seconds: float) -> str:
+    """Write summary.txt into the results directory and return its text."""
+    counts = {k: len(v) for k, v in summary.outcomes.items()}
+    first = (f"{summary.first_test_after:.1f} s" if summary.first_test_after is not None
+             else "no test started")
+    lines = [
+        f"draconf run: {counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['error']} errors, {counts['skipped']} skipped in {seconds:.1f} s "
+        f"(first test after {first}; exit code {code})",
+    ]
+    for outcome in ("failed", "error", "skipped"):
+        for nodeid in summary.outcomes[outcome]:
+            lines.append(f"  {outcome.upper()} {nodeid}: {summary.reasons.get(nodeid, '')}")
+    lines.append(f"JUnit XML: {results / 'junit.xml'}")
+    defects = results / "documentation-defects.json"
+    if defects.exists():
+        lines.append(f"documentation defects: {len(json.loads(defects.read_text()))} "
+                     f"(see {defects})")
+    text = "\n".join(lines)
+    (results / "summary.txt").write_text(text + "\n")
+    return text
