@@ -136,7 +136,8 @@ class Registry:
                 try:
                     spec = yaml.safe_load(path.read_text())
                     validate_spec(spec, str(path.name))
-                except (OSError, yaml.YAMLError, CdiError, AttributeError) as error:
+                except (OSError, UnicodeDecodeError, yaml.YAMLError, CdiError,
+                        AttributeError) as error:
                     raise CdiError(f"CDI spec {path.name} is invalid: {error}") from None
                 specs.append((path, spec))
         return specs

@@ -1,11 +1,11 @@
 """Component tests of the fake driver's kubelet plugin over real gRPC on Unix sockets.
 
 Each test starts a FakeDriverPlugin in temporary directories and plays the
-kubelet with the node agent's PluginWatcher: the watcher finds the
-registration socket, registers the plugin, and the tests then call
-NodePrepareResources and NodeUnprepareResources over the v1 and v1beta1 DRA
-services. The plugin reads claims from FakeKube, an in-memory stand-in for
-fixtures.kube.Kube, so no API server is needed.
+kubelet with the node agent's PluginWatcher, which finds the registration
+socket and registers the plugin. The tests then call NodePrepareResources and
+NodeUnprepareResources over the v1 and v1beta1 DRA services. The plugin reads
+claims from FakeKube, an in-memory stand-in for fixtures.kube.Kube, so no API
+server is needed.
 """
 
 from __future__ import annotations
