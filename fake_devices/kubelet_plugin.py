@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections import Counter
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any, Callable
 import grpc
 
 from fake_devices import cdi, protocol
+from fake_devices.faults import check_fault
 from fake_devices.profiles import Profile, tpu_environment
 from fixtures.kube import Kube, KubeError, NotFound, dra
 
@@ -51,13 +53,15 @@ class PluginState:
     calls: Counter = field(default_factory=Counter)
     registered: bool | None = None
     registration_error: str = ""
+    fault: str = "none"
+    fault_delay: float = 20.0
 
 
 class FakeDriverPlugin:
     """Prepares and unprepares claims of one driver on one node."""
 
     def __init__(self, kube: Kube, node: str, profile: Profile, kubelet_dir: Path,
-                 cdi_dir: Path, state_dir: Path):
+                 cdi_dir: Path, state_dir: Path, fault: str = "none", fault_delay: float = 20.0):
         self.kube = kube
         self.node = node
         self.profile = profile
@@ -66,7 +70,7 @@ class FakeDriverPlugin:
         self.cdi_dir = cdi_dir
         self.state_dir = state_dir
         self.cdi_kind = f"k8s.{self.driver}/claim"
-        self.state = PluginState()
+        self.state = PluginState(fault=check_fault(fault), fault_delay=fault_delay)
         self._lock = threading.Lock()
         self._servers: list[grpc.Server] = []
         self._claims_version = kube.newest_resource_version()
@@ -181,8 +185,23 @@ class FakeDriverPlugin:
     def _record(self, uid: str) -> Path:
         return self.state_dir / "prepared" / f"{uid}.json"
 
-    def prepared_claims(self) -> list[str]:
-        return sorted(path.stem for path in (self.state_dir / "prepared").glob("*.json"))
+    def prepared_claims(self) -> list[dict[str, Any]]:
+        claims = []
+        for path in sorted((self.state_dir / "prepared").glob("*.json")):
+            record = json.loads(path.read_text())
+            claims.append({"uid": path.stem, "namespace": record["namespace"],
+                           "name": record["name"],
+                           "devices": [d["device_name"] for d in record["devices"]]})
+        return claims
+
+    def control_state(self) -> dict[str, Any]:
+        """Return what the test-control surface reports."""
+        with self._lock:
+            calls = dict(self.state.calls)
+        return {"driver": self.driver, "node": self.node, "profile": self.profile.name,
+                "fault": self.state.fault, "fault_delay": self.state.fault_delay,
+                "registered": self.state.registered, "calls": calls,
+                "prepared": self.prepared_claims()}
 
     def prepare_claim(self, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
         """Prepare one claim; calling it again for a prepared claim returns the same devices."""
@@ -190,21 +209,44 @@ class FakeDriverPlugin:
             record = self._record(uid)
             if record.exists():
                 return json.loads(record.read_text())["devices"]
+        fault = self.state.fault
+        if fault == "prepare-error":
+            raise PrepareError("injected fault prepare-error: the device could not be configured")
+        if fault == "slow-prepare":
+            time.sleep(self.state.fault_delay)
         claim = self._read_claim(namespace, name, uid)
         results = self._results_for_this_node(claim)
         devices, spec_devices, common = self._cdi_edits(uid, results)
+        if fault == "missing-env":
+            common.env.clear()
+            for edits in spec_devices.values():
+                edits.env.clear()
+        spec_dir = self.cdi_dir
+        if fault == "cdi-wrong-dir":
+            spec_dir = self.cdi_dir.parent / f"{self.cdi_dir.name}-unread"
         with self._lock:
-            cdi.write_spec(self.cdi_dir, self._spec_file(uid), self.cdi_kind, spec_devices, common)
+            cdi.write_spec(spec_dir, self._spec_file(uid), self.cdi_kind, spec_devices, common)
+            if fault == "crash-during-prepare" and not self._crash_marker.exists():
+                self._crash_marker.write_text(uid)
+                log.error("injected fault crash-during-prepare: exiting in the middle of "
+                          "preparing claim %s/%s", namespace, name)
+                os._exit(70)
             record.write_text(json.dumps({"namespace": namespace, "name": name,
                                           "devices": devices}))
         log.info("prepared claim %s/%s (%s): %s", namespace, name, uid,
                  ", ".join(d["device_name"] for d in devices))
         return devices
 
+    @property
+    def _crash_marker(self) -> Path:
+        return self.state_dir / "crashed-during-prepare"
+
     def unprepare_claim(self, uid: str) -> None:
         """Remove what prepare made; unpreparing an unknown claim is not an error."""
         with self._lock:
             (self.cdi_dir / self._spec_file(uid)).unlink(missing_ok=True)
+            (self.cdi_dir.parent / f"{self.cdi_dir.name}-unread" / self._spec_file(uid)).unlink(
+                missing_ok=True)
             shutil.rmtree(self.state_dir / "claims" / uid, ignore_errors=True)
             existed = self._record(uid).exists()
             self._record(uid).unlink(missing_ok=True)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 import uuid
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 GPU_DRIVER = "gpu.nvidia.com"
 TPU_DRIVER = "tpu.google.com"
@@ -32,15 +35,6 @@ class GpuModel:
     compute_capability: str
     memory: str
 
-
-GPU_MODELS = {
-    "t4": GpuModel("Tesla T4", "nvidia-tesla-t4", "Turing", "7.5.0", "16Gi"),
-    "l4": GpuModel("NVIDIA L4", "nvidia-l4", "Ada Lovelace", "8.9.0", "24Gi"),
-    "a100": GpuModel("NVIDIA A100-SXM4-40GB", "nvidia-tesla-a100", "Ampere", "8.0.0", "40Gi"),
-    "a100-80gb": GpuModel("NVIDIA A100-SXM4-80GB", "nvidia-a100-80gb", "Ampere", "8.0.0", "80Gi"),
-    "h100": GpuModel("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb", "Hopper", "9.0.0", "80Gi"),
-    "h200": GpuModel("NVIDIA H200", "nvidia-h200-141gb", "Hopper", "9.0.0", "141Gi"),
-}
 
 # tpuGen attribute and GKE accelerator label per TPU generation; the core
 # count is twice the chip count on v4 and v5p (two TensorCores per chip).
@@ -185,25 +179,43 @@ def _pool_hash(pool: str) -> str:
     return uuid.uuid5(_UUID_NAMESPACE, pool).hex[:8]
 
 
-PROFILES: dict[str, Profile] = {}
+PROFILES_FILE = Path(__file__).resolve().parent / "profiles.yaml"
 
 
-def _add(profile: Profile) -> None:
-    PROFILES[profile.name] = profile
+def load_profiles(path: Path = PROFILES_FILE) -> dict[str, Profile]:
+    """Read the profiles data file; raise ProfileError naming what is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ProfileError(f"cannot read profiles from {path}: {error}") from None
+    profiles: dict[str, Profile] = {}
+    try:
+        models = {name: GpuModel(m["productName"], m["accelerator"], m["architecture"],
+                                 str(m["cudaComputeCapability"]), str(m["memory"]))
+                  for name, m in data["gpu_models"].items()}
+        for name, (model, count, machine, pool) in data["gpu_profiles"].items():
+            if model not in models:
+                raise ProfileError(f"{path}: profile {name} names unknown GPU model {model!r}")
+            profiles[name] = Profile(name, GPU_DRIVER, pool, machine, int(count),
+                                     gpu=models[model])
+        for name, (generation, topology, machine, pool) in data["tpu_profiles"].items():
+            if generation not in TPU_GENERATIONS:
+                raise ProfileError(f"{path}: profile {name} names unknown TPU generation "
+                                   f"{generation!r}; known: {', '.join(TPU_GENERATIONS)}")
+            chips = math.prod(int(d) for d in str(topology).split("x"))
+            profiles[name] = Profile(name, TPU_DRIVER, pool, machine, chips,
+                                     tpu_generation=generation, topology=str(topology))
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, ProfileError):
+            raise
+        raise ProfileError(f"{path} is malformed: {type(error).__name__}: {error}") from None
+    for profile in profiles.values():
+        if profile.kind == "tpu":
+            tpu_environment(profile)  # rejects topologies the rules cannot describe
+    return profiles
 
 
-_add(Profile("gke-t4-1", GPU_DRIVER, "gpu-pool", "n1-standard-4", 1,
-             gpu=GPU_MODELS["t4"]))
-_add(Profile("gke-l4-8", GPU_DRIVER, "l4-pool", "g2-standard-96", 8,
-             gpu=GPU_MODELS["l4"]))
-_add(Profile("gke-h100-8", GPU_DRIVER, "h100-pool", "a3-highgpu-8g", 8,
-             gpu=GPU_MODELS["h100"]))
-_add(Profile("gke-tpu-v6e-8", TPU_DRIVER, "tpu-pool", "ct6e-standard-8t", 8,
-             tpu_generation="v6e", topology="2x4"))
-_add(Profile("gke-tpu-v5e-4", TPU_DRIVER, "v5e-pool", "ct5lp-hightpu-4t", 4,
-             tpu_generation="v5litepod", topology="2x2"))
-_add(Profile("gke-tpu-v5p-4", TPU_DRIVER, "v5p-pool", "ct5p-hightpu-4t", 4,
-             tpu_generation="v5p", topology="2x2x1"))
+PROFILES: dict[str, Profile] = load_profiles()
 
 
 def get_profile(name: str) -> Profile:

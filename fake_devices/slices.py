@@ -50,7 +50,7 @@ def build_slice(node: str, node_uid: str, profile: Profile, version: str, genera
 
 
 class SlicePublisher:
-    """Keeps the node's ResourceSlice in line with its inventory."""
+    """Keeps the node's ResourceSlices in line with its inventory (and the active fault)."""
 
     def __init__(self, kube: Kube, node: str, profile: Profile, run_id: str):
         self.kube = kube
@@ -60,30 +60,72 @@ class SlicePublisher:
         self.version = kube.newest_resource_version()
         self.resource = dra("ResourceSlice", self.version)
 
-    def publish(self, devices: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Create or update the slice; bump the pool generation when devices change."""
+    def _mine(self) -> list[dict[str, Any]]:
+        return self.kube.list(self.resource, field_selector=(
+            f"spec.nodeName={self.node},spec.driver={self.profile.driver}"))
+
+    def publish(self, fault: str = "none") -> list[dict[str, Any]]:
+        """Publish the pool; bump its generation whenever the published devices change."""
         node = self.kube.get(CORE["Node"], self.node)
+        uid = node["metadata"]["uid"]
+        existing = {s["metadata"]["name"]: s for s in self._mine()}
+        generation = max((s["spec"]["pool"].get("generation", 0) for s in existing.values()),
+                         default=0)
+        wanted = self._wanted(uid, fault, generation)
+        if self._same_devices(existing, wanted):
+            return list(existing.values())
+        current = max(generation + 1, 2 if fault == "stale-pool-generation" else 1)
+        for obj in wanted:
+            stale = obj["metadata"]["name"].endswith("-stale")
+            obj["spec"]["pool"]["generation"] = current - 1 if stale else current
+        published = []
+        for obj in wanted:
+            current = existing.pop(obj["metadata"]["name"], None)
+            if current is None:
+                published.append(self.kube.create(obj))
+            else:
+                obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                published.append(self.kube.replace(obj))
+        for leftover in existing:
+            self.kube.delete(self.resource, leftover)
+        log.info("published %d ResourceSlice(s) for pool %s, generation %d, %d device(s) "
+                 "(%s, fault %s)", len(published), self.node, current,
+                 sum(len(p["spec"].get("devices") or []) for p in published), self.version,
+                 fault)
+        return published
+
+    @staticmethod
+    def _same_devices(existing: dict[str, dict[str, Any]], wanted: list[dict[str, Any]]) -> bool:
+        if sorted(existing) != sorted(w["metadata"]["name"] for w in wanted):
+            return False
+        return all(existing[w["metadata"]["name"]]["spec"].get("devices", []) ==
+                   w["spec"]["devices"] and
+                   existing[w["metadata"]["name"]]["spec"]["pool"].get("resourceSliceCount") ==
+                   w["spec"]["pool"]["resourceSliceCount"] for w in wanted)
+
+    def _wanted(self, node_uid: str, fault: str, generation: int) -> list[dict[str, Any]]:
         name = slice_name(self.node, self.profile.driver)
-        existing = self.kube.get_or_none(self.resource, name)
-        wanted = build_slice(self.node, node["metadata"]["uid"], self.profile, self.version,
-                             1, self.run_id, devices)
-        if existing is None:
-            created = self.kube.create(wanted)
-            log.info("published ResourceSlice %s (%d devices, pool %s, generation 1, %s)",
-                     name, len(wanted["spec"]["devices"]), self.node, self.version)
-            return created
-        generation = existing["spec"]["pool"].get("generation", 0)
-        if existing["spec"].get("devices", []) == wanted["spec"]["devices"]:
-            return existing
-        wanted["spec"]["pool"]["generation"] = generation + 1
-        wanted["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-        updated = self.kube.replace(wanted)
-        log.info("updated ResourceSlice %s to pool generation %d", name, generation + 1)
-        return updated
+        devices = [] if fault == "empty-slice" else None
+        main = build_slice(self.node, node_uid, self.profile, self.version, generation,
+                           self.run_id, devices)
+        if fault == "duplicate-device-names":
+            second = build_slice(self.node, node_uid, self.profile, self.version, generation,
+                                 self.run_id)
+            second["metadata"]["name"] = f"{name}-b"
+            for obj in (main, second):
+                obj["spec"]["pool"]["resourceSliceCount"] = 2
+            return [main, second]
+        if fault == "stale-pool-generation":
+            stale = build_slice(self.node, node_uid, self.profile, self.version,
+                                max(generation, 1), self.run_id)
+            stale["metadata"]["name"] = f"{name}-stale"
+            return [main, stale]
+        return [main]
 
     def remove(self) -> None:
-        try:
-            self.kube.delete(self.resource, slice_name(self.node, self.profile.driver))
-            log.info("removed ResourceSlice %s", slice_name(self.node, self.profile.driver))
-        except NotFound:
-            pass
+        for item in self._mine():
+            try:
+                self.kube.delete(self.resource, item["metadata"]["name"])
+                log.info("removed ResourceSlice %s", item["metadata"]["name"])
+            except NotFound:
+                pass

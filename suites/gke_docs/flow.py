@@ -197,3 +197,101 @@ def check_teardown(env: Environment, namespace: str, state: FlowState,
                      not specs, specs)
         records = [p.name for p in (node.directory / "driver" / "prepared").glob(f"{uid}*")]
         expect.check("the driver holds no prepared record of the claim", not records, records)
+
+
+GPU_PROFILE = "gke-t4-1"
+TPU_PROFILE = "gke-tpu-v6e-8"
+# Values the GKE page shows for a v6e node with a 2x4 topology.
+DOCUMENTED_TPU_ENV = {
+    "TPU_ACCELERATOR_TYPE": "v6e-8",
+    "TPU_TOPOLOGY": "2x4",
+    "TPU_CHIPS_PER_HOST_BOUNDS": "2,4,1",
+    "TPU_HOST_BOUNDS": "1,1,1",
+    "TPU_TOPOLOGY_WRAP": "false,false,false",
+    "TPU_TOPOLOGY_ALT": "false",
+    "TPU_SKIP_MDS_QUERY": "true",
+    "TPU_WORKER_ID": "0",
+    "TPU_WORKER_HOSTNAMES": "localhost",
+    "TPU_RUNTIME_METRICS_PORTS": "8431,8432,8433,8434,8435,8436,8437,8438",
+}
+
+
+def gpu_flow(env: Environment, namespace: str, teardown: bool = True) -> FlowState:
+    """Run the documented GPU flow and check every expectation; raise listing each failure."""
+    state = run_documented_flow(env, namespace, "gpu-claim-template.yaml",
+                                "gpu-deployment.yaml")
+    node = env.node_for(GPU_PROFILE)
+    expect = Expectations(f"GPU flow in namespace {namespace}")
+
+    check_generated_claim(env, state, expect)
+    expect.equal("pod runs on the GPU node", state.node, node)
+    expect.equal("allocation results",
+                 [(r["request"], r["driver"], r["pool"], r["device"])
+                  for r in results_of(state.claim)],
+                 [("single-gpu", "gpu.nvidia.com", node, "gpu-0")])
+
+    gpu = next(d for s in state.slices if s["spec"]["pool"]["name"] == node
+               for d in s["spec"].get("devices") or [] if d["name"] == "gpu-0")
+    uuid = gpu["attributes"]["uuid"]["string"]
+    product = gpu["attributes"]["productName"]["string"]
+    line = f"[pod/{state.pod_name}/ctr] GPU 0: {product} (UUID: {uuid})"
+    logs = wait_for_log(env, namespace, state.deployment, re.escape(line))
+    expect.check(f"logs show {line!r}", line in logs, logs)
+    expect.check("logs never show 'Waiting...'", "Waiting..." not in logs, logs)
+    if teardown:
+        check_teardown(env, namespace, state, expect)
+    expect.verify()
+    return state
+
+
+def tpu_flow(env: Environment, namespace: str, teardown: bool = True,
+             claim_uid_variables: bool = True) -> FlowState:
+    """Run the documented TPU flow and check every expectation; raise listing each failure.
+
+    ``TPU_DEVICE_<n>_RESOURCE_CLAIM`` is checked only with ``claim_uid_variables``:
+    the page shows it, but real GKE drivers may omit it.
+    """
+    state = run_documented_flow(env, namespace, "tpu-claim-template.yaml",
+                                "tpu-deployment.yaml")
+    node = env.node_for(TPU_PROFILE)
+    expect = Expectations(f"TPU flow in namespace {namespace}")
+
+    check_generated_claim(env, state, expect)
+    expect.equal("pod runs on the TPU node", state.node, node)
+    results = results_of(state.claim)
+    expect.equal("allocation results: chips 0..7 of the node's pool",
+                 sorted(((r["request"], r["driver"], r["pool"], r["device"]) for r in results),
+                        key=lambda r: int(r[3])),
+                 [("all-tpus", "tpu.google.com", node, str(chip)) for chip in range(8)])
+
+    prefix = f"[pod/{state.pod_name}/ctr] "
+    logs = wait_for_log(env, namespace, state.deployment, r"Sleeping indefinitely")
+    expect.check("logs start with 'Environment Variables:'",
+                 f"{prefix}Environment Variables:" in logs, logs)
+    expected = dict(DOCUMENTED_TPU_ENV)
+    if claim_uid_variables:
+        claim_uid = state.claim["metadata"]["uid"]
+        expected.update({f"TPU_DEVICE_{chip}_RESOURCE_CLAIM": claim_uid for chip in range(8)})
+    problem = environment_problem(logs, prefix, expected)
+    expect.check("every TPU variable reached the container with its documented value "
+                 "(a Running pod and an allocated, reserved claim do not prove it)",
+                 problem is None, problem)
+    if teardown:
+        check_teardown(env, namespace, state, expect)
+    expect.verify()
+    return state
+
+
+def environment_problem(logs: str, prefix: str, expected: dict[str, str]) -> str | None:
+    """Compare ``env`` output in the logs with the expected variables; describe differences."""
+    seen = {}
+    for line in logs.splitlines():
+        key, sep, value = line.removeprefix(prefix).partition("=")
+        if sep:
+            seen[key] = value
+    wrong = {k: v for k, v in expected.items() if seen.get(k) != v}
+    if not wrong:
+        return None
+    had = sorted(f"{k}={v}" for k, v in seen.items() if k.startswith("TPU_"))
+    return ("expected: " + ", ".join(f"{k}={v}" for k, v in wrong.items())
+            + "\nthe container had: " + (", ".join(had) or "no TPU_ variables at all"))
