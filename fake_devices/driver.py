@@ -34,8 +34,10 @@ STARTS_FILE = "starts"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    faults = "; ".join(f"{f.name}: {f.mimics}" for f in FAULTS.values())
-    parser = argparse.ArgumentParser(prog="fake-dra-driver", description=__doc__)
+    faults = "\n".join(f"  {f.name}: {f.mimics}" for f in FAULTS.values())
+    parser = argparse.ArgumentParser(prog="fake-dra-driver", description=__doc__,
+                                     epilog=f"fault modes:\n{faults}",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--node", default=os.environ.get("NODE_NAME"),
                         help="name of the Node this instance serves (default: $NODE_NAME)")
     parser.add_argument("--profile", default=os.environ.get("DRACONF_PROFILE"),
@@ -54,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-id", default=os.environ.get("DRACONF_RUN_ID", "manual"),
                         help="run id label put on ResourceSlices")
     parser.add_argument("--fault", default=os.environ.get("DRACONF_FAKE_FAULT", "none"),
-                        help=f"fault mode to start in (default none). {faults}")
+                        help="fault mode to start in (default none; listed below)")
     parser.add_argument("--fault-delay", type=float, default=20.0,
                         help="seconds slow-prepare waits (default 20)")
     parser.add_argument("--keep-slices", action="store_true",

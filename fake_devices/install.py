@@ -14,27 +14,27 @@ log = logging.getLogger("draconf.install")
 
 DEPLOY_DIR = Path(__file__).resolve().parent / "deploy"
 DRIVER_GROUP = "draconf:fake-dra-drivers"
-DRIVER_ROLE = "draconf:fake-dra-driver"
+DEPLOY_FILES = ("namespace.yaml", "rbac.yaml", "deviceclasses.yaml", "daemonset.yaml")
 
-# Least privilege for the fake driver: publish slices, read claims and nodes.
-DRIVER_RULES = [
-    {"apiGroups": ["resource.k8s.io"], "resources": ["resourceslices"],
-     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
-    {"apiGroups": ["resource.k8s.io"], "resources": ["resourceclaims"],
-     "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
-]
+
+def deploy_objects(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((DEPLOY_DIR / name).read_text()) if d]
+
+
+def driver_cluster_role() -> dict[str, Any]:
+    """Return the ClusterRole of the deploy files: the only rights the driver gets."""
+    return next(obj for obj in deploy_objects("rbac.yaml") if obj["kind"] == "ClusterRole")
 
 
 def device_classes(version: str) -> list[dict[str, Any]]:
-    classes = list(yaml.safe_load_all((DEPLOY_DIR / "deviceclasses.yaml").read_text()))
+    classes = deploy_objects("deviceclasses.yaml")
     for device_class in classes:
         device_class["apiVersion"] = f"resource.k8s.io/{version}"
     return classes
 
 
 def install_cluster_objects(kube: Kube, run_id: str) -> None:
-    """Create the DeviceClasses and the driver's ClusterRole and binding.
+    """Create the DeviceClasses and the driver's ClusterRole with a binding for local drivers.
 
     A DeviceClass of the same name that draconf did not create is left alone
     (another driver owns it) and reported.
@@ -49,12 +49,13 @@ def install_cluster_objects(kube: Kube, run_id: str) -> None:
                             "it is", name)
             continue
         kube.create(device_class)
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": DRIVER_ROLE}, "rules": DRIVER_RULES}
+    # Local drivers authenticate with client certificates in DRIVER_GROUP instead of
+    # the deploy files' ServiceAccount; the ClusterRole is the deploy files' own.
+    role = driver_cluster_role()
     binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": {"name": DRIVER_ROLE},
+               "metadata": {"name": f"{role['metadata']['name']}-local"},
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                           "name": DRIVER_ROLE},
+                           "name": role["metadata"]["name"]},
                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
                              "name": DRIVER_GROUP}]}
     for obj in label_objects([role, binding], run_id):
