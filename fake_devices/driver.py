@@ -31,6 +31,7 @@ log = logging.getLogger("draconf.driver")
 NODE_WAIT_SECONDS = 60.0
 MAX_RESTARTS = 5
 STARTS_FILE = "starts"
+RESTARTS_FILE = "restarts-after-crash"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,6 +92,10 @@ def supervise(argv: list[str]) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, forward)
+    state_dir = parse_args(child_argv).state_dir
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    restarts = state_dir / RESTARTS_FILE
+    restarts.write_text("0")
     for attempt in range(MAX_RESTARTS + 1):
         child = subprocess.Popen([sys.executable, "-m", "fake_devices.driver", *child_argv])
         code = child.wait()
@@ -98,6 +103,7 @@ def supervise(argv: list[str]) -> int:
             return code
         log.error("the driver exited with code %d; restarting it (%d of %d)", code,
                   attempt + 1, MAX_RESTARTS)
+        restarts.write_text(str(attempt + 1))
         time.sleep(1)
     log.error("the driver crashed %d times; giving up", MAX_RESTARTS + 1)
     return 1
@@ -135,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     def state() -> dict[str, object]:
-        return {**plugin.control_state(), "starts": starts}
+        restarts = args.state_dir / RESTARTS_FILE
+        return {**plugin.control_state(), "starts": starts,
+                "restarts_after_crash": int(restarts.read_text()) if restarts.exists() else 0}
 
     def set_fault(fault: str, delay: float | None) -> None:
         check_fault(fault)

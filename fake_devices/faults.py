@@ -44,6 +44,8 @@ FAULTS = {fault.name: fault for fault in (
 )}
 
 SLICE_FAULTS = ("empty-slice", "duplicate-device-names", "stale-pool-generation")
+# Faults that change how the driver starts, so switching to them means a restart.
+START_ONLY_FAULTS = ("no-registration",)
 
 
 class FaultError(ValueError):

@@ -80,11 +80,11 @@ class SlicePublisher:
             obj["spec"]["pool"]["generation"] = current - 1 if stale else current
         published = []
         for obj in wanted:
-            current = existing.pop(obj["metadata"]["name"], None)
-            if current is None:
+            stored = existing.pop(obj["metadata"]["name"], None)
+            if stored is None:
                 published.append(self.kube.create(obj))
             else:
-                obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                obj["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"]
                 published.append(self.kube.replace(obj))
         for leftover in existing:
             self.kube.delete(self.resource, leftover)

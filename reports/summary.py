@@ -49,6 +49,9 @@ def write_summary(results: Path, summary: RunSummary, code: int, seconds: float)
     for outcome in ("failed", "error", "skipped"):
         for nodeid in summary.outcomes[outcome]:
             lines.append(f"  {outcome.upper()} {nodeid}: {summary.reasons.get(nodeid, '')}")
+    bring_up = results / "bring-up-error.txt"
+    if bring_up.exists():
+        lines.append(f"  the cluster could not be brought up: {bring_up.read_text().strip()}")
     lines.append(f"JUnit XML: {results / 'junit.xml'}")
     defects = results / "documentation-defects.json"
     if defects.exists():

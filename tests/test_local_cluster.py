@@ -112,6 +112,10 @@ def test_stale_run_directory_is_cleaned(state_root):
     (stale / local_cluster.OWNER_FILE).write_text(str(dead.pid))
     leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)",
                                  str(stale / "marker")], start_new_session=True)
+    # Until the child has exec'd, its command line is still the parent's.
+    deadline = time.monotonic() + 10
+    while leftover.pid not in processes_referencing(stale) and time.monotonic() < deadline:
+        time.sleep(0.05)
     live = state_root / "liverun"
     live.mkdir()
     (live / local_cluster.OWNER_FILE).write_text(str(os.getpid()))
@@ -126,28 +130,42 @@ def test_stale_run_directory_is_cleaned(state_root):
                for m in messages), messages
 
 
-def test_interrupted_run_leaves_nothing(binaries, tmp_path, state_root):
-    """Ctrl-C while the suites run: the cluster and every helper process stop."""
+# Lines after which the interrupt lands: during control-plane start, between the
+# control plane and the nodes, after the driver is ready, and inside the first test.
+INTERRUPT_POINTS = {
+    "control-plane-starting": "starting etcd",
+    "control-plane-ready": "is ready at https://",
+    "driver-ready": "fake driver ready",
+    "before-first-test": "run id ",
+    "during-test": "test_tpu_flow.py::test_documented_tpu_template_is_rejected",
+}
+
+
+@pytest.mark.parametrize("point", list(INTERRUPT_POINTS))
+def test_interrupted_run_leaves_nothing(binaries, tmp_path, state_root, point):
+    """Ctrl-C at any point: the cluster and every helper process stop, no traceback."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
         [sys.executable, "-m", "fixtures.cli", "run", "--results-dir", str(tmp_path / "results"),
-         "--", str(ROOT / "suites" / "gke_docs" / "test_tpu_flow.py"), "-s"],
+         "--", str(ROOT / "suites" / "gke_docs" / "test_tpu_flow.py"), "-v"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    marker = INTERRUPT_POINTS[point]
     lines = []
     deadline = time.monotonic() + 180
     assert process.stdout is not None
     for line in process.stdout:
         lines.append(line)
-        if "fake driver ready" in line or time.monotonic() > deadline:
+        if marker in line or time.monotonic() > deadline:
             break
-    assert any("fake driver ready" in line for line in lines), "".join(lines[-20:])
+    assert any(marker in line for line in lines), "".join(lines[-20:])
     state_dirs = list(state_root.iterdir())
-    assert len(state_dirs) == 1
 
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)
 
     assert process.returncode != 0
-    assert not state_dirs[0].exists(), "".join(lines) + output
-    assert not processes_referencing(state_dirs[0])
+    for directory in state_dirs:
+        assert not directory.exists(), "".join(lines) + output
+        assert not processes_referencing(directory)
+    assert not list(state_root.iterdir())
     assert "Traceback" not in output

@@ -94,3 +94,10 @@ def _device_findings(driver: str, pool: ExpectedPool, mine: list[dict[str, Any]]
                         f"{len(owners)} distinct device(s), while the node's profile "
                         f"{pool.profile.name} has {expected} {pool.unit}")
     return findings
+
+
+def restart_findings(states: list[dict[str, Any]]) -> list[str]:
+    """Name each fake driver instance that crashed and was restarted."""
+    return [f"driver {s['driver']} on node {s['node']} crashed and was restarted "
+            f"{s['restarts_after_crash']} time(s); claims it was preparing may be half done"
+            for s in states if s.get("restarts_after_crash")]
