@@ -58,10 +58,13 @@ class ControlServer:
                 self._reply(200, state())
 
             def do_PUT(self) -> None:  # noqa: N802
+                # Read the body before any reply, so the client never writes into a
+                # closed connection.
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path != "/fault":
                     return self._reply(404, {"error": f"no such path {self.path}; use /fault"})
                 try:
-                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                    body = json.loads(raw)
                     set_fault(body["fault"], body.get("delay"))
                 except (ValueError, KeyError, TypeError) as error:
                     return self._reply(400, {"error": str(error)})

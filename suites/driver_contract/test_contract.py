@@ -18,7 +18,8 @@ UNPREPARE = "/k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin/NodeUnprepareResources"
 
 
 def expected_pools(env) -> list[ExpectedPool]:
-    return [ExpectedPool(node, get_profile(profile)) for profile, node in env.nodes.items()]
+    return [ExpectedPool(node, get_profile(profile))
+            for profile, nodes in env.nodes.items() for node in nodes]
 
 
 def test_pools_match_profiles(draconf_env):

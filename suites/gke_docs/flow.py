@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from allocator.oracle import check_claim
 from fixtures.environment import Environment
 from fixtures.kube import CORE, KubeError, dra
@@ -216,8 +218,14 @@ DOCUMENTED_TPU_ENV = {
 }
 
 
+def require_profile(env: Environment, profile: str) -> None:
+    if profile not in env.nodes:
+        pytest.skip(f"the documented flow needs a node of profile {profile}; add it to --nodes")
+
+
 def gpu_flow(env: Environment, namespace: str, teardown: bool = True) -> FlowState:
     """Run the documented GPU flow and check every expectation; raise listing each failure."""
+    require_profile(env, GPU_PROFILE)
     state = run_documented_flow(env, namespace, "gpu-claim-template.yaml",
                                 "gpu-deployment.yaml")
     node = env.node_for(GPU_PROFILE)
@@ -251,6 +259,7 @@ def tpu_flow(env: Environment, namespace: str, teardown: bool = True,
     ``TPU_DEVICE_<n>_RESOURCE_CLAIM`` is checked only with ``claim_uid_variables``:
     the page shows it, but real GKE drivers may omit it.
     """
+    require_profile(env, TPU_PROFILE)
     state = run_documented_flow(env, namespace, "tpu-claim-template.yaml",
                                 "tpu-deployment.yaml")
     node = env.node_for(TPU_PROFILE)
