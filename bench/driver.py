@@ -28,7 +28,8 @@ from fake_devices.kubelet_plugin import FakeDriverPlugin  # noqa: E402
 from fake_devices.profiles import get_profile  # noqa: E402
 from fake_devices.slices import SlicePublisher  # noqa: E402
 from fixtures.binaries import ensure_binaries  # noqa: E402
-from fixtures.kube import dra  # noqa: E402
+from fixtures.kube import CORE, dra  # noqa: E402
+from fixtures.waits import wait_for  # noqa: E402
 from fixtures.local_cluster import LocalCluster  # noqa: E402
 from fixtures.node_agent import PluginWatcher  # noqa: E402
 from fixtures.timeouts import Timeouts  # noqa: E402
@@ -65,6 +66,16 @@ def remove_all(kube, names: list[str], run_id: str) -> None:
 def bench_prepare(kube, node: str, claims: int, scratch: Path) -> tuple[list[float], list[float]]:
     profile = get_profile(PROFILE)
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+    # The resourceclaim controller drops reservations for pods that do not exist,
+    # so every claim is reserved for one real (never scheduled) pod.
+    wait_for("the default service account of namespace bench", 30,
+             lambda: (kube.get_or_none(CORE["ServiceAccount"], "default", "bench") is not None,
+                      None))
+    pod = kube.create({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": "bench-pod", "namespace": "bench"},
+                       "spec": {"nodeSelector": {"draconf.dev/never": "true"},
+                                "containers": [{"name": "c", "image": "none",
+                                                "command": ["true"]}]}})
     kubelet_dir = scratch / "kubelet"
     plugin = FakeDriverPlugin(kube, node, profile, kubelet_dir, scratch / "cdi",
                               scratch / "driver")
@@ -85,8 +96,8 @@ def bench_prepare(kube, node: str, claims: int, scratch: Path) -> tuple[list[flo
             "allocation": {"devices": {"results": [{
                 "request": "gpu", "driver": profile.driver, "pool": node,
                 "device": f"gpu-{index % profile.device_count}"}]}},
-            "reservedFor": [{"resource": "pods", "name": f"pod-{index}",
-                             "uid": f"00000000-0000-0000-0000-{index:012d}"}]}
+            "reservedFor": [{"resource": "pods", "name": "bench-pod",
+                             "uid": pod["metadata"]["uid"]}]}
         kube.replace(claim, subresource="status")
         refs.append(("bench", claim["metadata"]["uid"], name))
     prepare, unprepare = [], []
