@@ -1,7 +1,7 @@
 """The oracle: checks an allocated claim against the cluster's devices and claims.
 
-Each violation has a name, so a report says which rule broke. Selector
-checks need the CEL evaluator of the allocator and are not done here yet.
+Each violation has a name, so a report names the rule that broke. DeviceClass
+and request selectors are evaluated with the allocator's CEL evaluator.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# TODO: evaluate DeviceClass and request CEL selectors once the allocator has
-# its CEL evaluator; until then "selector not matched" is never reported.
+from allocator.cel import DeviceInput, SelectorError, compile_selector
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ def _devices_by_key(slices: list[dict[str, Any]]) -> dict[tuple[str, str, str], 
             continue
         for device in spec.get("devices") or []:
             index[(spec["driver"], spec["pool"]["name"], device["name"])] = {
-                "node": spec.get("nodeName"), "device": device}
+                "node": spec.get("nodeName"), "device": device, "driver": spec["driver"]}
     return index
 
 
@@ -45,6 +44,18 @@ def _request_specs(claim: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for request in claim["spec"]["devices"].get("requests") or []:
         requests[request["name"]] = request.get("exactly") or request
     return requests
+
+
+def _result_spec(claim: dict[str, Any], request_name: str) -> dict[str, Any] | None:
+    """Return the request fields a result names: a request, or "request/subrequest"."""
+    parent, _, sub = request_name.partition("/")
+    request = _request_specs(claim).get(parent)
+    if request is None or not sub:
+        return request
+    for candidate in request.get("firstAvailable") or []:
+        if candidate.get("name") == sub:
+            return candidate
+    return None
 
 
 def check_claim(claim: dict[str, Any], slices: list[dict[str, Any]],
@@ -69,16 +80,117 @@ def check_claim(claim: dict[str, Any], slices: list[dict[str, Any]],
                                         f"{'/'.join(key)}, which no ResourceSlice publishes"))
             continue
         nodes.add(devices[key]["node"])
-        request = _request_specs(claim).get(result["request"].split("/")[0])
+        request = _result_spec(claim, result["request"])
         device_class = classes.get((request or {}).get("deviceClassName", ""))
         expected_driver = _class_driver(device_class)
         if expected_driver and expected_driver != result["driver"]:
             violations.append(Violation("wrong driver or pool",
                                         f"claim {ref}: device {'/'.join(key)} is of driver "
                                         f"{result['driver']}, class wants {expected_driver}"))
-    violations += _count_violations(ref, claim, results, devices)
+    violations += _selector_violations(ref, claim, results, devices, classes)
+    violations += _constraint_violations(ref, claim, results, devices)
+    violations += _count_violations(ref, claim, results, devices, classes)
     violations += _sharing_violations(ref, claim, results, other_claims)
     violations += _node_selector_violations(ref, allocation, nodes)
+    return violations
+
+
+def _selector_expressions(request: dict[str, Any] | None,
+                          classes: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """Return (owner, expression) for the class selectors, then the request's own."""
+    if not request:
+        return []
+    class_name = request.get("deviceClassName", "")
+    device_class = classes.get(class_name) or {}
+    found = []
+    for owner, selectors in ((f"DeviceClass {class_name}",
+                              device_class.get("spec", {}).get("selectors")),
+                             ("the request", request.get("selectors"))):
+        for selector in selectors or []:
+            expression = (selector.get("cel") or {}).get("expression")
+            if expression:
+                found.append((owner, expression))
+    return found
+
+
+def _selector_failure(expression: str, entry: dict[str, Any]) -> str | None:
+    """Return why a device fails a selector, or None when it matches."""
+    try:
+        if compile_selector(expression).matches(DeviceInput.from_api(entry["driver"],
+                                                                      entry["device"])):
+            return None
+        return "returns false"
+    except SelectorError as error:
+        return f"fails: {error.detail}"
+
+
+def _selector_violations(ref: str, claim: dict[str, Any], results: list[dict[str, Any]],
+                         devices: dict[tuple[str, str, str], dict[str, Any]],
+                         classes: dict[str, dict[str, Any]]) -> list[Violation]:
+    violations = []
+    for result in results:
+        key = (result["driver"], result["pool"], result["device"])
+        if key not in devices:
+            continue
+        request = _result_spec(claim, result["request"])
+        expected_driver = _class_driver(classes.get((request or {}).get("deviceClassName", "")))
+        if expected_driver and expected_driver != result["driver"]:
+            continue  # reported as "wrong driver or pool", and its selectors cannot fit either
+        for owner, expression in _selector_expressions(request, classes):
+            failure = _selector_failure(expression, devices[key])
+            if failure:
+                violations.append(Violation(
+                    "selector not matched",
+                    f"claim {ref}: device {'/'.join(key)} (result {result['request']}) does not "
+                    f"match the selector of {owner}: {expression!r} {failure}"))
+    return violations
+
+
+def _attribute(entry: dict[str, Any], qualified_name: str) -> tuple[str, Any] | None:
+    """Look up a fully qualified attribute as constraints do, or None when the device lacks it."""
+    device = entry["device"]
+    attributes = (device.get("basic") or device).get("attributes") or {}
+    attribute = attributes.get(qualified_name)
+    domain, _, short = qualified_name.partition("/")
+    if attribute is None and domain == entry["driver"]:
+        attribute = attributes.get(short)
+    for kind in ("string", "int", "bool", "version"):
+        if isinstance(attribute, dict) and kind in attribute:
+            return (kind, attribute[kind])
+    return None
+
+
+def _constraint_violations(ref: str, claim: dict[str, Any], results: list[dict[str, Any]],
+                           devices: dict[tuple[str, str, str], dict[str, Any]]
+                           ) -> list[Violation]:
+    violations = []
+    for constraint in claim["spec"]["devices"].get("constraints") or []:
+        kind = "matchAttribute" if constraint.get("matchAttribute") else "distinctAttribute"
+        name = constraint.get(kind)
+        if not name:
+            continue
+        listed = set(constraint.get("requests") or [])
+        values: dict[str, tuple[str, Any] | None] = {}
+        for result in results:
+            key = (result["driver"], result["pool"], result["device"])
+            parent = result["request"].split("/")[0]
+            if key in devices and (not listed or parent in listed or result["request"] in listed):
+                values["/".join(key)] = _attribute(devices[key], name)
+        missing = sorted(device for device, value in values.items() if value is None)
+        present = {device: value for device, value in values.items() if value is not None}
+        distinct = {value for value in present.values()}
+        if missing:
+            problem = f"{', '.join(missing)} lack(s) the attribute"
+        elif kind == "matchAttribute" and len(distinct) > 1:
+            problem = "values differ: " + ", ".join(f"{device}={value[1]}"
+                                                    for device, value in sorted(present.items()))
+        elif kind == "distinctAttribute" and len(distinct) < len(present):
+            problem = "values repeat: " + ", ".join(f"{device}={value[1]}"
+                                                    for device, value in sorted(present.items()))
+        else:
+            continue
+        violations.append(Violation("constraint broken",
+                                    f"claim {ref}: {kind} {name}: {problem}"))
     return violations
 
 
@@ -95,10 +207,19 @@ def _class_driver(device_class: dict[str, Any] | None) -> str:
 
 
 def _count_violations(ref: str, claim: dict[str, Any], results: list[dict[str, Any]],
-                      devices: dict[tuple[str, str, str], dict[str, Any]]) -> list[Violation]:
+                      devices: dict[tuple[str, str, str], dict[str, Any]],
+                      classes: dict[str, dict[str, Any]]) -> list[Violation]:
     violations = []
     for name, request in _request_specs(claim).items():
         got = [r for r in results if r["request"].split("/")[0] == name]
+        if request.get("firstAvailable"):
+            chosen = sorted({r["request"] for r in got})
+            if len(chosen) > 1:
+                violations.append(Violation("wrong count", f"claim {ref}: request {name} got "
+                                            f"devices for several subrequests: "
+                                            f"{', '.join(chosen)}"))
+                continue
+            request = (_result_spec(claim, chosen[0]) if chosen else None) or {}
         mode = request.get("allocationMode", "ExactCount")
         if mode == "ExactCount":
             wanted = request.get("count", 1)
@@ -111,7 +232,9 @@ def _count_violations(ref: str, claim: dict[str, Any], results: list[dict[str, A
                                             "(All) got no device"))
                 continue
             pool = {(r["driver"], r["pool"]) for r in got}
-            everything = {k for k in devices if (k[0], k[1]) in pool}
+            selectors = _selector_expressions(request, classes)
+            everything = {k for k in devices if (k[0], k[1]) in pool and not any(
+                _selector_failure(expression, devices[k]) for _, expression in selectors)}
             missing = everything - {(r["driver"], r["pool"], r["device"]) for r in got}
             if missing:
                 violations.append(Violation(

@@ -17,7 +17,7 @@ from allocator import allocate as allocate_module
 from allocator.allocate import (ADMIN_ACCESS_LABEL, Allocation, MatchCache, Unallocatable,
                                 allocate)
 from allocator.oracle import check_claim
-from fake_devices.profiles import GPU_DRIVER, TPU_DRIVER, get_profile
+from fake_devices.profiles import get_profile
 from fake_devices.slices import devices_for_version
 
 CLASSES_FILE = Path(__file__).resolve().parents[1] / "fake_devices/deploy/deviceclasses.yaml"
@@ -92,15 +92,15 @@ def make_claim(name: str, *requests: dict[str, Any],
 def holder(name: str, slice_: dict[str, Any], devices: list[str],
            admin: bool = False) -> dict[str, Any]:
     """Build another claim that is allocated the given devices of a slice."""
-    held = make_claim(name, request("gpus", count=len(devices)))
+    other = make_claim(name, request("gpus", count=len(devices)))
     spec = slice_["spec"]
     results = [{"request": "gpus", "driver": spec["driver"], "pool": spec["pool"]["name"],
                 "device": device} for device in devices]
     if admin:
         for result in results:
             result["adminAccess"] = True
-    held["status"] = {"allocation": {"devices": {"results": results}}}
-    return held
+    other["status"] = {"allocation": {"devices": {"results": results}}}
+    return other
 
 
 def devices_of(outcome: Any) -> list[tuple[str, str]]:
@@ -286,7 +286,7 @@ def test_all_fails_when_one_held():
     reason = reason_of(allocate(claim, [TPU_V6E], CLASSES, [other], NODES))
 
     assert (f"node {node_name('gke-tpu-v6e-8')}: request tpus asks for all 8 matching "
-            "device(s), but 3 is held by claim default/training") in reason
+            "device(s), but 3 is allocated to claim default/training") in reason
 
 
 def test_all_fails_on_incomplete_pool():
@@ -303,7 +303,7 @@ def test_all_fails_on_incomplete_pool():
 
 def test_all_respects_request_selectors():
     claim = make_claim("root-one", request("gpus", mode="All", selectors=(
-        f'device.attributes["resource.kubernetes.io"].pcieRoot == "pci0000:01"',)))
+        'device.attributes["resource.kubernetes.io"].pcieRoot == "pci0000:01"',)))
 
     assert devices_of(allocate(claim, [L4], CLASSES, [], NODES)) == [
         ("gpus", f"gpu-{index}") for index in range(4, 8)]
@@ -500,7 +500,7 @@ def test_held_device_names_holder():
 
     assert reason == ("no node can satisfy the claim: 1 node(s) checked\n"
                       f"  - node {node_name('gke-t4-1')}: request gpu needs 1 device(s), 0 of "
-                      "the 1 matching device(s) are free; gpu-0 is held by claim default/first")
+                      "the 1 matching device(s) are free; gpu-0 is allocated to claim default/first")
 
 
 def test_own_allocation_not_held():
