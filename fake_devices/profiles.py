@@ -224,3 +224,19 @@ def get_profile(name: str) -> Profile:
     except KeyError:
         raise ProfileError(
             f"unknown profile {name!r}; known profiles: {', '.join(sorted(PROFILES))}") from None
+
+
+def profile_for_labels(labels: dict[str, str]) -> Profile | None:
+    """Return the profile whose GKE labels a node carries, if any.
+
+    A GPU node matches on accelerator type and count, a TPU node on
+    accelerator type and topology, so a real GKE pool maps to its profile.
+    """
+    for profile in PROFILES.values():
+        wanted = profile.labels("x")
+        keys = (["cloud.google.com/gke-accelerator", "cloud.google.com/gke-accelerator-count"]
+                if profile.kind == "gpu" else
+                ["cloud.google.com/gke-tpu-accelerator", "cloud.google.com/gke-tpu-topology"])
+        if all(labels.get(key) == wanted[key] for key in keys):
+            return profile
+    return None

@@ -38,6 +38,9 @@ _counter = itertools.count()
 def differential(draconf_env, request):
     """Nodes without agents, the test DeviceClass and a namespace, for the whole module."""
     env = draconf_env
+    if env.local is None:
+        pytest.skip("differential runs create Nodes, which draconf does only on its own local "
+                    "cluster")
     labels = owned_labels(env.run_id)
     nodes = [f"{c.NODE_PREFIX}-{i}" for i in range(3)]
     for name in nodes:
