@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
+from fake_devices.profiles import get_profile
 from fixtures.kube import CORE, RUN_ID_LABEL, Kube, KubeError, delete_owned, dra, is_owned, \
     label_objects, object_ref, resource_for
 from fixtures.waits import wait_for
@@ -69,12 +71,13 @@ def install_cluster_objects(kube: Kube, run_id: str) -> None:
             log.info("%s already exists", object_ref(obj))
 
 
-def install_fake_driver(kube: Kube, run_id: str, profile: str, progress: Callable[[str], None],
-                        timeout: float) -> None:
+def install_fake_driver(kube: Kube, run_id: str, pools: dict[str, dict[str, str] | None],
+                        progress: Callable[[str], None], timeout: float) -> None:
     """Apply the deploy files to a cluster with containers, labelled for this run.
 
-    The DaemonSet's image must be available to the nodes (``kind load`` on kind).
-    Wait until every schedulable node publishes a pool of the driver.
+    ``pools`` maps a profile to the nodeSelector of its nodes (None: every node);
+    each profile gets its own DaemonSet. The image must be available to the
+    nodes (``kind load`` on kind). Wait until each selected node publishes a pool.
     """
     version = kube.newest_resource_version()
     objects = []
@@ -83,12 +86,10 @@ def install_fake_driver(kube: Kube, run_id: str, profile: str, progress: Callabl
             if obj["apiVersion"].startswith("resource.k8s.io/"):
                 obj["apiVersion"] = f"resource.k8s.io/{version}"
             if obj["kind"] == "DaemonSet":
-                container = obj["spec"]["template"]["spec"]["containers"][0]
-                for variable in container["env"]:
-                    if variable["name"] == "DRACONF_PROFILE":
-                        variable["value"] = profile
-                container["env"].append({"name": "DRACONF_RUN_ID", "value": run_id})
-            objects.append(obj)
+                objects += [_daemonset_for(obj, profile, selector, run_id)
+                            for profile, selector in pools.items()]
+            else:
+                objects.append(obj)
     for obj in label_objects(objects, run_id):
         try:
             kube.create(obj)
@@ -96,25 +97,55 @@ def install_fake_driver(kube: Kube, run_id: str, profile: str, progress: Callabl
             if error.status != 409:
                 raise
             progress(f"{object_ref(obj)} already exists; leaving it as it is")
-    progress(f"installed the fake driver (profile {profile}); waiting for its pools "
+    progress(f"installed the fake driver ({', '.join(pools)}); waiting for its pools "
              f"(up to {timeout:g} s)")
 
-    def pools() -> tuple[bool, Any]:
-        nodes = [n["metadata"]["name"] for n in kube.list(CORE["Node"])
-                 if not n.get("spec", {}).get("unschedulable")]
-        published = {s["spec"].get("nodeName") for s in kube.list(dra("ResourceSlice", version))
-                     if s["metadata"].get("labels", {}).get(RUN_ID_LABEL) == run_id}
-        missing = [n for n in nodes if n not in published]
+    def published() -> tuple[bool, Any]:
+        drivers = {get_profile(profile).driver for profile in pools}
+        with_pool = {s["spec"].get("nodeName") for s in kube.list(dra("ResourceSlice", version))
+                     if s["spec"].get("driver") in drivers and s["spec"].get("devices")}
+        missing = []
+        for selector in pools.values():
+            query = ",".join(f"{k}={v}" for k, v in (selector or {}).items()) or None
+            for node in kube.list(CORE["Node"], label_selector=query):
+                if node["metadata"]["name"] not in with_pool and not any(
+                        t.get("key") == "node-role.kubernetes.io/control-plane"
+                        for t in node.get("spec", {}).get("taints") or []):
+                    missing.append(node["metadata"]["name"])
         return not missing, {"nodes without a pool of the fake driver": missing}
 
-    wait_for("the fake driver to publish a pool on every node", timeout, pools, 1.0)
+    wait_for("the fake driver to publish a pool on every selected node", timeout, published, 1.0)
+
+
+def _daemonset_for(template: dict[str, Any], profile: str, selector: dict[str, str] | None,
+                   run_id: str) -> dict[str, Any]:
+    daemonset = json.loads(json.dumps(template))
+    daemonset["metadata"]["name"] = f"fake-dra-driver-{profile}"
+    labels = {"app.kubernetes.io/name": "fake-dra-driver", "draconf.dev/profile": profile}
+    daemonset["spec"]["selector"]["matchLabels"] = labels
+    pod = daemonset["spec"]["template"]
+    pod["metadata"]["labels"] = labels
+    if selector:
+        pod["spec"]["nodeSelector"] = selector
+    container = pod["spec"]["containers"][0]
+    for variable in container["env"]:
+        if variable["name"] == "DRACONF_PROFILE":
+            variable["value"] = profile
+    container["env"].append({"name": "DRACONF_RUN_ID", "value": run_id})
+    return daemonset
 
 
 def uninstall_fake_driver(kube: Kube, run_id: str) -> None:
     """Delete what install_fake_driver created for this run, and nothing else."""
     version = kube.newest_resource_version()
+    daemonsets = kube.list(CORE["DaemonSet"], "draconf-fake-driver",
+                           label_selector=f"{RUN_ID_LABEL}={run_id}")
+    for daemonset in daemonsets:
+        delete_owned(kube, daemonset, run_id)
     for name in reversed(DEPLOY_FILES):
         for obj in reversed(deploy_objects(name)):
+            if obj["kind"] == "DaemonSet":
+                continue
             if obj["apiVersion"].startswith("resource.k8s.io/"):
                 obj["apiVersion"] = f"resource.k8s.io/{version}"
             resource = resource_for(obj["apiVersion"], obj["kind"])
