@@ -53,6 +53,9 @@ def write_summary(results: Path, summary: RunSummary, code: int, seconds: float)
     if bring_up.exists():
         lines.append(f"  the cluster could not be brought up: {bring_up.read_text().strip()}")
     lines.append(f"JUnit XML: {results / 'junit.xml'}")
+    if (results / "summary.html").exists():
+        lines.append(f"HTML summary: {results / 'summary.html'}; gating: "
+                     f"{results / 'gating.json'}; Allure results: {results / 'allure'}")
     defects = results / "documentation-defects.json"
     if defects.exists():
         lines.append(f"documentation defects: {len(json.loads(defects.read_text()))} "

@@ -223,13 +223,16 @@ def require_profile(env: Environment, profile: str) -> None:
         pytest.skip(f"the documented flow needs a node of profile {profile}; add it to --nodes")
 
 
-def gpu_flow(env: Environment, namespace: str, teardown: bool = True) -> FlowState:
+def gpu_flow(env: Environment, namespace: str, teardown: bool = True,
+             draw: Any = None) -> FlowState:
     """Run the documented GPU flow and check every expectation; raise listing each failure."""
     require_profile(env, GPU_PROFILE)
     state = run_documented_flow(env, namespace, "gpu-claim-template.yaml",
                                 "gpu-deployment.yaml")
     node = env.node_for(GPU_PROFILE)
     expect = Expectations(f"GPU flow in namespace {namespace}")
+    if draw is not None:
+        draw(f"GPU flow, namespace {namespace}")
 
     check_generated_claim(env, state, expect)
     expect.equal("pod runs on the GPU node", state.node, node)
@@ -253,7 +256,7 @@ def gpu_flow(env: Environment, namespace: str, teardown: bool = True) -> FlowSta
 
 
 def tpu_flow(env: Environment, namespace: str, teardown: bool = True,
-             claim_uid_variables: bool = True) -> FlowState:
+             claim_uid_variables: bool = True, draw: Any = None) -> FlowState:
     """Run the documented TPU flow and check every expectation; raise listing each failure.
 
     ``TPU_DEVICE_<n>_RESOURCE_CLAIM`` is checked only with ``claim_uid_variables``:
@@ -264,6 +267,8 @@ def tpu_flow(env: Environment, namespace: str, teardown: bool = True,
                                 "tpu-deployment.yaml")
     node = env.node_for(TPU_PROFILE)
     expect = Expectations(f"TPU flow in namespace {namespace}")
+    if draw is not None:
+        draw(f"TPU flow, namespace {namespace}")
 
     check_generated_claim(env, state, expect)
     expect.equal("pod runs on the TPU node", state.node, node)

@@ -19,6 +19,6 @@ def test_documented_gpu_template_is_rejected(draconf_env, namespace, documentati
     documentation_defect(flow.PAGE, *flow.defect_summary(template, rejection))
 
 
-def test_gpu_flow(draconf_env, namespace):
+def test_gpu_flow(draconf_env, namespace, allocation_map):
     """GKE-DOCS-GPU-2: one T4 allocated, reserved, prepared and visible to nvidia-smi."""
-    flow.gpu_flow(draconf_env, namespace)
+    flow.gpu_flow(draconf_env, namespace, draw=allocation_map)

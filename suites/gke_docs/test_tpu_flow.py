@@ -25,6 +25,6 @@ def test_tpu_environment_matches_page():
     assert tpu_environment(get_profile(flow.TPU_PROFILE)) == flow.DOCUMENTED_TPU_ENV
 
 
-def test_tpu_flow(draconf_env, namespace):
+def test_tpu_flow(draconf_env, namespace, allocation_map):
     """GKE-DOCS-TPU-2: all eight chips of one node allocated and their variables injected."""
-    flow.tpu_flow(draconf_env, namespace)
+    flow.tpu_flow(draconf_env, namespace, draw=allocation_map)
