@@ -177,7 +177,7 @@ class _Constraint:
         return f"{self.kind} {self.attribute} over {scope}"
 
 
-def allocate(claim: Mapping[str, Any], slices: Iterable[Mapping[str, Any]],
+def allocate(claim: Mapping[str, Any], slices: Iterable[Mapping[str, Any]] | Inventory,
              classes: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
              allocated_claims: Iterable[Mapping[str, Any]],
              nodes: Iterable[Mapping[str, Any] | str] | None,
@@ -194,7 +194,8 @@ def allocate(claim: Mapping[str, Any], slices: Iterable[Mapping[str, Any]],
     malformed slice.
     """
     reference = claim_reference(claim)
-    inventory = build_inventory(slices)
+    # A prebuilt Inventory saves rebuilding it for every claim of a batch.
+    inventory = slices if isinstance(slices, Inventory) else build_inventory(slices)
     cache = cache or MatchCache()
     try:
         requests, constraints = _parse_claim(claim, _index_classes(classes), namespace_labels)
@@ -413,11 +414,18 @@ def _reject_requests_without_devices(requests: list[_Request], matched: dict[str
                                      nodes: list[Node], inventory: Inventory,
                                      cache: MatchCache) -> None:
     """Reject the claim when a request has no fitting device on any node."""
+    node_names = {node.name for node in nodes}
+
+    def reachable(device: Device) -> bool:
+        # Node-local devices (the common case) are a set lookup, not a scan of all nodes.
+        if device.node is not None:
+            return device.node in node_names
+        return any(device.available_on(node) for node in nodes)
+
     for request in requests:
         problems = []
         for spec in request.alternatives:
-            reachable = [d for d in matched[spec.name] if any(d.available_on(n) for n in nodes)]
-            if reachable:
+            if any(reachable(device) for device in matched[spec.name]):
                 break
             problems.append(_no_device_problem(spec, matched[spec.name], nodes, inventory, cache))
         else:

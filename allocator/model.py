@@ -125,12 +125,22 @@ class Inventory:
     """All pools, keyed by (driver, pool name)."""
 
     pools: dict[tuple[str, str], Pool]
+    _sorted: dict[bool, list[Device]] = field(default_factory=dict, repr=False, compare=False)
 
     def devices(self, allocatable_only: bool = True) -> list[Device]:
-        """Return devices sorted by pool, then device name, then driver."""
-        found = [device for pool in self.pools.values()
-                 if pool.allocatable or not allocatable_only for device in pool.devices]
-        return sorted(found, key=lambda d: (natural_key(d.pool), natural_key(d.name), d.driver))
+        """Return devices sorted by pool, then device name, then driver.
+
+        The sorted lists are computed once: an Inventory is not changed after
+        build_inventory, so one Inventory can serve many allocate calls.
+        """
+        cached = self._sorted.get(allocatable_only)
+        if cached is None:
+            found = [device for pool in self.pools.values()
+                     if pool.allocatable or not allocatable_only for device in pool.devices]
+            cached = sorted(found, key=lambda d: (natural_key(d.pool), natural_key(d.name),
+                                                  d.driver))
+            self._sorted[allocatable_only] = cached
+        return list(cached)
 
     def unallocatable_pools(self) -> list[Pool]:
         return [pool for pool in self.pools.values() if not pool.allocatable]
