@@ -86,18 +86,23 @@ def wait_allocated(env: Environment, namespace: str, name: str) -> dict[str, Any
                     probe, env.timeouts.poll_interval)
 
 
-def wait_unschedulable(env: Environment, namespace: str, pod_name: str) -> str:
+def wait_unschedulable(env: Environment, namespace: str, pod_name: str,
+                       reasons: tuple[str, ...] = ("Unschedulable",)) -> str:
     """Wait for the scheduler to give up on a pod; return its reason."""
     def probe() -> tuple[bool, Any]:
         current = env.kube.get(CORE["Pod"], pod_name, namespace)
         for condition in (current.get("status") or {}).get("conditions") or []:
-            if condition["type"] == "PodScheduled" and condition.get("reason") == \
-                    "Unschedulable":
+            if condition["type"] == "PodScheduled" and condition.get("reason") in reasons:
                 return True, condition.get("message", "")
         return False, {"pod": pod_phase_summary(current), "events": recent_events(env, namespace)}
 
     return wait_for(f"pod {namespace}/{pod_name} to be reported unschedulable",
                     env.timeouts.claim_allocated, probe, env.timeouts.poll_interval)
+
+
+def wait_unschedulable_or_error(env: Environment, namespace: str, pod_name: str) -> str:
+    """Like wait_unschedulable, also accepting the scheduler's SchedulerError (CEL failures)."""
+    return wait_unschedulable(env, namespace, pod_name, ("Unschedulable", "SchedulerError"))
 
 
 def oracle_violations(env: Environment, allocated: dict[str, Any]) -> list[str]:

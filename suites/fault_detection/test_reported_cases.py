@@ -50,7 +50,7 @@ def test_empty_slice_gpu_flow_shows_state(draconf_env, namespace, driver_fault):
     assert re.search(r"cannot allocate all claims|unschedulable", message), message
 
 
-def test_missing_env_fails_tpu_flow(draconf_env, namespace, driver_fault):
+def test_missing_env_fails_tpu_flow(draconf_env, namespace, driver_fault, record_detection):
     """CASE-MISSING-ENV: the TPU flow fails on the environment, listing expected and seen."""
     driver_fault(flow.TPU_PROFILE, "missing-env")
 
@@ -58,6 +58,9 @@ def test_missing_env_fails_tpu_flow(draconf_env, namespace, driver_fault):
         flow.tpu_flow(draconf_env, namespace, teardown=False)
 
     message = str(raised.value)
+    record_detection("missing-env", "GKE TPU flow: environment check",
+                     next((line.strip() for line in message.splitlines()
+                           if line.strip().startswith("seen: expected:")), message[:200]))
     assert "1 of" in message, f"only the environment check may fail:\n{message}"
     assert "every TPU variable reached the container" in message
     assert "TPU_ACCELERATOR_TYPE=v6e-8" in message
