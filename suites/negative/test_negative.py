@@ -24,9 +24,18 @@ def test_unknown_device_class(draconf_env, namespace):
     assert "no-such-class.example.com" in predicted.reason
 
 
-def test_count_zero_rejected(draconf_env, namespace):
-    """NEGATIVE-2: count 0 is rejected by the API server with its validation message."""
+def test_count_zero_defaulted(draconf_env, namespace):
+    """NEGATIVE-2: count 0 is not an error: the API server defaults it to 1 (kube 1.37)."""
     claim = h.claim("none", [{"name": "x", "exactly": h.exactly("gpu.nvidia.com", 0)}])
+
+    [created] = create_objects(draconf_env, namespace, [claim])
+
+    assert created["spec"]["devices"]["requests"][0]["exactly"]["count"] == 1
+
+
+def test_negative_count_rejected(draconf_env, namespace):
+    """NEGATIVE-3: a negative count is rejected with the API server's validation message."""
+    claim = h.claim("negative", [{"name": "x", "exactly": h.exactly("gpu.nvidia.com", -1)}])
 
     with pytest.raises(KubeError) as raised:
         create_objects(draconf_env, namespace, [claim])
@@ -36,7 +45,7 @@ def test_count_zero_rejected(draconf_env, namespace):
 
 
 def test_cel_runtime_error_surfaced(draconf_env, namespace):
-    """NEGATIVE-3: a selector failing at run time is reported with the CEL error."""
+    """NEGATIVE-4: a selector failing at run time is reported with the CEL error."""
     claim = h.claim("broken", [{"name": "x", "exactly": h.exactly(
         "gpu.nvidia.com", 1, selectors=['device.attributes["gpu.nvidia.com"].noSuchAttribute '
                                         '== "x"'])}])
