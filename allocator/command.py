@@ -27,7 +27,7 @@ WATCH_INTERVAL_SECONDS = 5.0
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "allocate", help="what-if allocation, or check live allocations with --watch",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__.replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="*", type=Path,
                         help="YAML files with ResourceClaims or ResourceClaimTemplates (and, "
                              "without --kubeconfig, the ResourceSlices, DeviceClasses and Nodes)")

@@ -39,12 +39,12 @@ class RunSummary:
 def write_summary(results: Path, summary: RunSummary, code: int, seconds: float) -> str:
     """Write summary.txt into the results directory and return its text."""
     counts = {k: len(v) for k, v in summary.outcomes.items()}
-    first = (f"{summary.first_test_after:.1f} s" if summary.first_test_after is not None
-             else "no test started")
+    first = (f"first test after {summary.first_test_after:.1f} s"
+             if summary.first_test_after is not None else "no test started")
     lines = [
         f"draconf run: {counts['passed']} passed, {counts['failed']} failed, "
         f"{counts['error']} errors, {counts['skipped']} skipped in {seconds:.1f} s "
-        f"(first test after {first}; exit code {code})",
+        f"({first}; exit code {code})",
     ]
     for outcome in ("failed", "error", "skipped"):
         for nodeid in summary.outcomes[outcome]:
@@ -52,7 +52,9 @@ def write_summary(results: Path, summary: RunSummary, code: int, seconds: float)
     bring_up = results / "bring-up-error.txt"
     if bring_up.exists():
         lines.append(f"  the cluster could not be brought up: {bring_up.read_text().strip()}")
-    lines.append(f"JUnit XML: {results / 'junit.xml'}")
+    junit = results / "junit.xml"
+    lines.append(f"JUnit XML: {junit}" if junit.exists() else
+                 "JUnit XML: not written (pytest stopped before it ran any test)")
     if (results / "summary.html").exists():
         lines.append(f"HTML summary: {results / 'summary.html'}; gating: "
                      f"{results / 'gating.json'}; Allure results: {results / 'allure'}")

@@ -136,7 +136,7 @@ INTERRUPT_POINTS = {
     "control-plane-starting": "starting etcd",
     "control-plane-ready": "is ready at https://",
     "driver-ready": "fake driver ready",
-    "before-first-test": "run id ",
+    "before-first-test": "admin kubeconfig:",
     "during-test": "test_tpu_flow.py::test_documented_tpu_template_is_rejected",
 }
 

@@ -58,6 +58,8 @@ def test_prepare_and_unprepare_once(draconf_env, namespace, profile, device_clas
     """DRIVER-2: prepare and unprepare each run once per claim; CDI ids resolve; env arrives."""
     if draconf_env.local is None:
         pytest.skip("call counts come from the fake driver's control surface")
+    if profile not in draconf_env.nodes:
+        pytest.skip(f"needs a node of profile {profile}; add it to --nodes")
     driver = draconf_env.fake_driver(profile)
     before = driver.state()["calls"]
     create_objects(draconf_env, namespace,
