@@ -18,12 +18,11 @@ class RunSummary:
                                                "error": []}
         self.reasons: dict[str, str] = {}
 
-    def pytest_runtest_call(self, item: Any) -> None:
-        # The first call starts once the cluster fixture is up: that is the wait a user feels.
-        if self.first_test_after is None:
-            self.first_test_after = time.monotonic() - self.started
-
     def pytest_runtest_logreport(self, report: Any) -> None:
+        # The first call starts once the cluster is up: the wait a user feels. Reports
+        # carry durations, so this also works when pytest-xdist workers run the tests.
+        if report.when == "call" and self.first_test_after is None:
+            self.first_test_after = time.monotonic() - self.started - report.duration
         if report.when == "call" or (report.when == "setup" and not report.passed):
             outcome = report.outcome
             if report.when == "setup" and report.failed:
