@@ -1,0 +1,70 @@
+"""After a failed run, or one stopped by a time limit, nothing of it remains."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures import local_cluster
+from fixtures.processes import kill_all, processes_referencing
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAILING_SUITE = '''
+from fixtures.kube import CORE
+
+
+def test_fails_after_creating_objects(draconf_env, namespace):
+    """LEAK-1: a test that creates a pod and then fails."""
+    draconf_env.kube.create({"apiVersion": "v1", "kind": "Pod",
+                             "metadata": {"name": "left", "namespace": namespace},
+                             "spec": {"containers": [{"name": "c", "image": "none",
+                                                      "command": ["sleep", "600"]}]}})
+    assert False, "this test fails on purpose"
+'''
+
+
+@pytest.fixture
+def state_root(monkeypatch):
+    root = Path(tempfile.mkdtemp(prefix="draconf-leak-", dir="/tmp"))
+    monkeypatch.setenv(local_cluster.STATE_ROOT_ENV, str(root))
+    yield root
+    leftovers = processes_referencing(root)
+    kill_all(leftovers)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("ending", ["test-failed", "time-limit"])
+def test_run_leaves_nothing(binaries, tmp_path, state_root, ending):
+    suite = tmp_path / "test_leak_suite.py"
+    suite.write_text(FAILING_SUITE)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fixtures.cli", "run", "--results-dir", str(tmp_path / "results"),
+         "--", str(suite)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    if ending == "time-limit":
+        # What `timeout` or a CI job limit does: SIGTERM while the test runs.
+        deadline = time.monotonic() + 120
+        while not list(state_root.glob("*/n0")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)
+        process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=300)
+
+    assert process.returncode != 0
+    assert not list(state_root.iterdir()), output[-3000:]
+    assert not processes_referencing(state_root), output[-3000:]
+    assert "Traceback" not in output.split("FAILURES")[0]
+    if ending == "test-failed":
+        assert "this test fails on purpose" in output
+        evidence = list((tmp_path / "results" / "evidence").iterdir())
+        assert evidence, "a failed test leaves its evidence"
