@@ -60,6 +60,10 @@ def load(directory: Path) -> list[TestResult]:
         raise ReportError(f"{path} is not a draconf results file: {error}") from None
 
 
+def _natural(text: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
 class ReportError(Exception):
     pass
 
@@ -78,7 +82,10 @@ def gating(results: list[TestResult]) -> dict[str, Any]:
             entry["status"] = "failed" if result.outcome == "error" else result.outcome
     counts = {status: sum(1 for r in requirements.values() if r["status"] == status)
               for status in ("passed", "failed", "skipped")}
-    return {"passed": counts["failed"] == 0, "counts": counts, "requirements": requirements}
+    tests = {status: sum(1 for r in results if r.outcome == status)
+             for status in ("passed", "failed", "skipped", "error")}
+    return {"passed": counts["failed"] == 0, "requirement_counts": counts,
+            "test_counts": tests, "requirements": requirements}
 
 
 def write_reports(results: list[TestResult], directory: Path) -> tuple[Path, Path]:
@@ -94,7 +101,8 @@ def render_html(results: list[TestResult], gate: dict[str, Any], directory: Path
     """Return a self-contained page: counts, one row per requirement, allocation maps inline."""
     colours = {"passed": "#1a7f37", "failed": "#cf222e", "skipped": "#9a6700"}
     rows = []
-    for requirement_id, entry in sorted(gate["requirements"].items()):
+    for requirement_id, entry in sorted(gate["requirements"].items(),
+                                        key=lambda item: _natural(item[0])):
         reasons = "<br>".join(html.escape(t["reason"]) for t in entry["tests"] if t["reason"])
         rows.append(
             f"<tr><td><code>{html.escape(requirement_id)}</code></td>"
@@ -108,7 +116,7 @@ def render_html(results: list[TestResult], gate: dict[str, Any], directory: Path
             if path.exists():
                 pictures.append(f"<figure><figcaption>{html.escape(result.requirement_id)}: "
                                 f"allocation map</figcaption>{path.read_text()}</figure>")
-    counts = gate["counts"]
+    counts = gate["requirement_counts"]
     verdict = "PASSED" if gate["passed"] else "FAILED"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>draconf conformance summary</title>

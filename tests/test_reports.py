@@ -33,7 +33,8 @@ def test_gating_failed_test_fails_requirement():
     assert gate["requirements"]["REQ-1"]["status"] == "passed"
     assert gate["requirements"]["REQ-2"]["status"] == "failed"
     assert gate["requirements"]["REQ-3"]["status"] == "skipped"
-    assert gate["counts"] == {"passed": 1, "failed": 1, "skipped": 1}
+    assert gate["requirement_counts"] == {"passed": 1, "failed": 1, "skipped": 1}
+    assert gate["test_counts"] == {"passed": 2, "failed": 1, "skipped": 1, "error": 0}
 
 
 def test_html_lists_requirements_and_reasons(tmp_path):

@@ -51,7 +51,7 @@ def test_empty_slice_gpu_flow_shows_state(draconf_env, namespace, driver_fault):
 
 
 def test_missing_env_fails_tpu_flow(draconf_env, namespace, driver_fault, record_detection):
-    """CASE-MISSING-ENV: the TPU flow fails on the environment, listing expected and seen."""
+    """CASE-MISSING-ENV-1: the TPU flow fails on the environment, listing expected and seen."""
     driver_fault(flow.TPU_PROFILE, "missing-env")
 
     with pytest.raises(AssertionError) as raised:

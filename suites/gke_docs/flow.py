@@ -39,7 +39,9 @@ def try_documented_template(env: Environment, namespace: str, template: dict[str
     try:
         created = create_objects(env, namespace, [template])
     except KubeError as error:
-        return Rejection(error.status, str(error), misplaced_request_fields(template))
+        # The server's own words; draconf's layout explanation is in `misplaced`.
+        message = getattr(error, "server_message", str(error))
+        return Rejection(error.status, message, misplaced_request_fields(template))
     env.kube.delete(dra("ResourceClaimTemplate", "v1"), created[0]["metadata"]["name"],
                     namespace)
     return None
