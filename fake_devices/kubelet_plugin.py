@@ -48,7 +48,7 @@ def dra_socket(kubelet_dir: Path, driver: str) -> Path:
 
 @dataclass
 class PluginState:
-    """What the plugin has done, for the test-control surface."""
+    """Call counters, registration state and the active fault, for the test-control surface."""
 
     calls: Counter = field(default_factory=Counter)
     registered: bool | None = None

@@ -68,3 +68,7 @@ def test_run_leaves_nothing(binaries, tmp_path, state_root, ending):
         assert "this test fails on purpose" in output
         evidence = list((tmp_path / "results" / "evidence").iterdir())
         assert evidence, "a failed test leaves its evidence"
+        allure_results = [p.read_text() for p in (tmp_path / "results" / "allure").glob(
+            "*-result.json")]
+        assert any('"events.txt"' in text and '"claims.yaml"' in text
+                   for text in allure_results), "Allure results carry the evidence"
