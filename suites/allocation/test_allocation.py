@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.environment import wait_for_driver
-from fixtures.kube import CORE, KubeError, dra
+from fixtures.kube import CORE, KubeError, delete_owned, dra, is_owned
 from fixtures.waits import hold_for, wait_for
 from fixtures.workloads import create_objects, load_manifests, wait_for_running_pods
 from suites.allocation import helpers as h
@@ -189,20 +189,28 @@ def test_admin_access_needs_namespace_label(draconf_env, namespace, l4_node):
 
 @pytest.fixture
 def tpu_driver_stopped(draconf_env):
-    """Stop the TPU node's fake driver (its slices go with it); start it again afterwards."""
+    """Stop the TPU node's fake driver and remove its slices; start it again afterwards."""
     node = next((n for n in draconf_env.local_nodes if n.profile == "gke-tpu-v6e-8"), None)
     if node is None:
         pytest.skip("needs the fake TPU driver on the local backend")
-    node.driver.stop()
-    draconf_env.local.components.remove(node.driver)
-    node.driver = None
-    wait_for("the TPU pool to disappear", draconf_env.timeouts.driver_ready,
-             lambda: (not [s for s in draconf_env.kube.list(dra("ResourceSlice"))
-                           if s["spec"]["driver"] == "tpu.google.com"], None))
-    yield node
-    if node.driver is None:
-        draconf_env.restart_driver("gke-tpu-v6e-8")
-    wait_for_driver(draconf_env, lambda m: None)
+    try:
+        if node.driver is not None:
+            node.driver.stop()
+            draconf_env.local.components.remove(node.driver)
+            node.driver = None
+        # The driver removes its slices when it stops; remove any it left (it may have
+        # been killed) so the test starts with no TPU pool at all.
+        for item in draconf_env.kube.list(dra("ResourceSlice")):
+            if item["spec"]["driver"] == "tpu.google.com" and is_owned(item, draconf_env.run_id):
+                delete_owned(draconf_env.kube, item, draconf_env.run_id)
+        wait_for("the TPU pool to disappear", draconf_env.timeouts.driver_ready,
+                 lambda: (not [s for s in draconf_env.kube.list(dra("ResourceSlice"))
+                               if s["spec"]["driver"] == "tpu.google.com"], None))
+        yield node
+    finally:
+        if node.driver is None or not node.driver.running():
+            draconf_env.restart_driver("gke-tpu-v6e-8")
+        wait_for_driver(draconf_env, lambda m: None)
 
 
 def test_all_mode_without_slices(draconf_env, namespace, tpu_driver_stopped):
