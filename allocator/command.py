@@ -50,7 +50,7 @@ def add_parser(commands: Any) -> None:
 
 
 class CommandError(Exception):
-    """Invalid input or an unreachable cluster; the message says what to do."""
+    """Invalid input or an unreachable cluster. The message names the next step."""
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:

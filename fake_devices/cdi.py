@@ -29,7 +29,7 @@ class CdiError(ValueError):
 
 @dataclass
 class ContainerEdits:
-    """What a runtime applies to a container for a device: env, mounts, device nodes."""
+    """Container edits a runtime applies for a device: env, mounts, device nodes."""
 
     env: list[str] = field(default_factory=list)
     mounts: list[dict[str, Any]] = field(default_factory=list)
@@ -120,7 +120,7 @@ def write_spec(directory: Path, file_name: str, kind: str,
 
 
 class Registry:
-    """The specs of a set of directories, as a runtime would load them."""
+    """A loaded set of CDI spec directories, read as a runtime reads them."""
 
     def __init__(self, directories: list[Path]):
         self.directories = directories

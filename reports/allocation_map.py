@@ -1,4 +1,4 @@
-"""An allocation map: nodes by devices, each device coloured by the claim that holds it."""
+"""An allocation map: nodes by devices, each device coloured by the claim it is allocated to."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _colour(claim: str) -> str:
 
 
 def render(slices: list[dict[str, Any]], claims: list[dict[str, Any]], title: str) -> str:
-    """Return an SVG drawing of every node-local pool and who holds each device."""
+    """Return an SVG drawing of every node-local pool and the claim of each device."""
     holders: dict[tuple[str, str, str], str] = {}
     for claim in claims:
         allocation = (claim.get("status") or {}).get("allocation") or {}

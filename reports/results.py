@@ -54,7 +54,7 @@ def load(directory: Path) -> list[TestResult]:
         data = json.loads(path.read_text())
         return [TestResult(**entry) for entry in data]
     except FileNotFoundError:
-        raise ReportError(f"{directory} holds no results.json; point draconf report at the "
+        raise ReportError(f"{directory} has no results.json (not found); point draconf report at the "
                           "--results-dir of a run") from None
     except (ValueError, TypeError) as error:
         raise ReportError(f"{path} is not a draconf results file: {error}") from None

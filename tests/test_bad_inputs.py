@@ -102,7 +102,7 @@ CASES = {
     "cluster-bad-name": (["cluster", "up", "--name", "Bad_Name"], {2}, "invalid --name"),
     "cluster-bad-nodes": (["cluster", "up", "--nodes", "nonsense"], {2}, "unknown profile"),
     "cluster-kind": (["cluster", "up", "--cluster", "kind"], {2}, "not available"),
-    "report-missing": (["report", "/nonexistent/results"], {2}, "holds no results.json"),
+    "report-missing": (["report", "/nonexistent/results"], {2}, "has no results.json (not found)"),
     "report-corrupt": (["report", "{corrupt-results}"], {2}, "is not a draconf results file"),
     "no-command": ([], {2}, "required"),
 }

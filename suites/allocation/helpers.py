@@ -46,7 +46,7 @@ def claim(name: str, requests: list[dict[str, Any]],
 
 
 def pod(name: str, claims: dict[str, str], containers: int = 1) -> dict[str, Any]:
-    """A pod whose containers all use every listed claim (pod claim name -> claim name)."""
+    """Return a pod whose containers all use every listed claim (pod claim name -> claim name)."""
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "labels": {"app": name}},
