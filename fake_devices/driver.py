@@ -19,13 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from fake_devices.control import SOCKET_NAME, ControlServer
 from fake_devices.faults import FAULTS, SLICE_FAULTS, FaultError, check_fault
-from fake_devices.kubelet_plugin import FakeDriverPlugin
-from fake_devices.profiles import ProfileError, get_profile
-from fake_devices.slices import SlicePublisher
-from fixtures.kube import CORE, Kube, KubeconfigError, KubeError
-from fixtures.waits import WaitTimeout, wait_for
 
 log = logging.getLogger("draconf.driver")
 NODE_WAIT_SECONDS = 60.0
@@ -124,6 +118,20 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.supervise:
         return supervise(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Publish the pool, serve the kubelet plugin and the control socket until stopped."""
+    # Imported here: the supervisor, one per node, needs none of them (grpc and the
+    # Kubernetes client cost a quarter of a second and 40 MB per process).
+    from fake_devices.control import SOCKET_NAME, ControlServer
+    from fake_devices.kubelet_plugin import FakeDriverPlugin
+    from fake_devices.profiles import ProfileError, get_profile
+    from fake_devices.slices import SlicePublisher
+    from fixtures.kube import CORE, Kube, KubeconfigError, KubeError
+    from fixtures.waits import WaitTimeout, wait_for
+
     starts = _count_start(args.state_dir)
     try:
         profile = get_profile(args.profile)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 from fixtures import local_cluster
 from fixtures.binaries import BinaryError, Binaries, ensure_binaries
@@ -35,3 +41,30 @@ def state_root(monkeypatch) -> Iterator[Path]:
     kill_all(leftovers)
     shutil.rmtree(root, ignore_errors=True)
     assert not leftovers, f"processes left running under {root}: {leftovers}"
+
+
+def run_draconf(*args: str, env: dict[str, str], timeout: float = 900
+                ) -> subprocess.CompletedProcess:
+    """Run the draconf command line from this checkout, with its output captured."""
+    return subprocess.run([sys.executable, "-m", "fixtures.cli", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def kept_cluster(tmp_path_factory, binaries):
+    """A cluster made by `draconf cluster up`, for the existing backend; down afterwards."""
+    state = tmp_path_factory.mktemp("state")
+    env = dict(os.environ, XDG_STATE_HOME=str(state), PYTHONPATH=str(ROOT))
+    started = run_draconf("cluster", "up", "--name", "guard", env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    info = json.loads((state / "draconf" / "clusters" / "guard.json").read_text())
+    yield env, info
+    stopped = run_draconf("cluster", "down", "--name", "guard", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not processes_referencing(Path(info["kubeconfig"]).parent)
+
+
+@pytest.fixture
+def draconf():
+    """The draconf command line, as run_draconf."""
+    return run_draconf

@@ -6,18 +6,13 @@ are planted before the run; none of them may change.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fixtures.existing import discover
 from fixtures.kube import CORE, ForeignObjectError, Kube, delete_owned, dra
-from fixtures.processes import processes_referencing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,24 +33,6 @@ FOREIGN = [
 ]
 
 
-def draconf(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fixtures.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def kept_cluster(tmp_path_factory, binaries):
-    state = tmp_path_factory.mktemp("state")
-    env = dict(os.environ, XDG_STATE_HOME=str(state), PYTHONPATH=str(ROOT))
-    started = draconf("cluster", "up", "--name", "guard", env=env)
-    assert started.returncode == 0, started.stdout + started.stderr
-    info = json.loads((state / "draconf" / "clusters" / "guard.json").read_text())
-    yield env, info
-    stopped = draconf("cluster", "down", "--name", "guard", env=env)
-    assert stopped.returncode == 0, stopped.stderr
-    assert not processes_referencing(Path(info["kubeconfig"]).parent)
-
-
 def test_discovery_finds_gke_pools(kept_cluster):
     _, info = kept_cluster
     kube = Kube(info["kubeconfig"])
@@ -69,7 +46,7 @@ def test_discovery_finds_gke_pools(kept_cluster):
     assert {"gpu.nvidia.com", "tpu.google.com"} <= set(found.device_classes)
 
 
-def test_existing_backend_spares_foreign_objects(kept_cluster, tmp_path):
+def test_existing_backend_spares_foreign_objects(kept_cluster, tmp_path, draconf):
     env, info = kept_cluster
     kube = Kube(info["kubeconfig"])
     try:
