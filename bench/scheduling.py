@@ -13,8 +13,9 @@ Each round, side by side in one run, on fresh local control planes:
   is scheduled, its claim prepared over the kubelet plugin gRPC protocol, its
   CDI edits applied and its container started and reported.
 Each pod has its own claim from a one-GPU ResourceClaimTemplate. The bench
-prints both rates, their ratio, and where the in-the-loop time went (bound,
-then Running) so that the harness's share shows.
+prints both rates, their ratio, where the in-the-loop time went (bound, then
+Running), the CPU each kind of component used, and what an idle cluster of
+that size costs, so that the harness's share shows.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ PROFILE = "gke-l4-8"
 NAMESPACE = "bench"
 WORKLOAD_TIMEOUT = 600.0  # seconds for every pod of one round to be bound or Running
 SAMPLE_SECONDS = 0.2
+IDLE_SECONDS = 10.0  # CPU of an idle cluster is sampled over this window after bring-up
 
 
 def _process_table() -> dict[int, tuple[int, float]]:
@@ -182,12 +184,17 @@ def in_the_loop(scratch: Path, nodes: int, pods: int, index: int) -> dict[str, f
     environment = start_local(options, lambda m: None)
     bring_up = time.perf_counter() - started
     try:
-        prepare_namespace(environment.kube, run_id)
         components = environment.local.components
+        cpu_before = cpu_by_component(components)
+        time.sleep(IDLE_SECONDS)
+        idle = cpu_delta(cpu_before, cpu_by_component(components))
+        prepare_namespace(environment.kube, run_id)
         cpu_before = cpu_by_component(components)
         marks = run_pods(environment.kube, pods, until_running=True)
         marks["cpu"] = cpu_delta(cpu_before, cpu_by_component(components))
         marks["bring_up"] = bring_up
+        marks["idle_cpu_share"] = {kind: round(seconds / IDLE_SECONDS, 3)
+                                   for kind, seconds in idle.items()}
         print(f"round {index}: in the loop: {marks}", flush=True)
     finally:
         started = time.perf_counter()
@@ -233,6 +240,9 @@ def main() -> int:
     print(f"  in the loop, Running:                 {running:.2f} s, "
           f"{args.pods / running:.1f} pods/s")
     print(f"  in-the-loop Running rate / scheduler-alone rate: {bound_alone / running:.2f}x")
+    idle = loop[-1]["idle_cpu_share"]
+    print(f"  idle cluster, share of one core: {', '.join(f'{k} {v:.2f}' for k, v in idle.items())}"
+          f" (total {sum(idle.values()):.2f}; last round)")
     print(f"  {args.nodes} node agents and drivers: bring-up "
           f"{statistics.median(m['bring_up'] for m in loop):.1f} s, teardown with the pods "
           f"{statistics.median(m['teardown'] for m in loop):.1f} s")

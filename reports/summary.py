@@ -17,6 +17,15 @@ class RunSummary:
         self.outcomes: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": [],
                                                "error": []}
         self.reasons: dict[str, str] = {}
+        # Tests under way (several with pytest-xdist), named if the run stops inside them.
+        self.running: list[str] = []
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.running.append(nodeid)
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        if nodeid in self.running:
+            self.running.remove(nodeid)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         # The first call starts once the cluster is up: the wait a user feels. Reports
@@ -38,8 +47,12 @@ class RunSummary:
 def write_summary(results: Path, summary: RunSummary, code: int, seconds: float) -> str:
     """Write summary.txt into the results directory and return its text."""
     counts = {k: len(v) for k, v in summary.outcomes.items()}
-    first = (f"first test after {summary.first_test_after:.1f} s"
-             if summary.first_test_after is not None else "no test started")
+    if summary.first_test_after is not None:
+        first = f"first test after {summary.first_test_after:.1f} s"
+    elif summary.running:
+        first = "stopped before the first test finished"
+    else:
+        first = "no test started"
     lines = [
         f"draconf run: {counts['passed']} passed, {counts['failed']} failed, "
         f"{counts['error']} errors, {counts['skipped']} skipped in {seconds:.1f} s "
@@ -48,6 +61,8 @@ def write_summary(results: Path, summary: RunSummary, code: int, seconds: float)
     for outcome in ("failed", "error", "skipped"):
         for nodeid in summary.outcomes[outcome]:
             lines.append(f"  {outcome.upper()} {nodeid}: {summary.reasons.get(nodeid, '')}")
+    for nodeid in summary.running:
+        lines.append(f"  INTERRUPTED {nodeid}: the run was stopped while this test ran")
     bring_up = results / "bring-up-error.txt"
     if bring_up.exists():
         lines.append(f"  the cluster could not be brought up: {bring_up.read_text().strip()}")

@@ -92,8 +92,8 @@ def test_run_on_existing_cluster_leaves_nothing(kept_cluster, tmp_path, ending):
     run_id = f"leak{ending.replace('-', '')}"
     process = subprocess.Popen(
         [sys.executable, "-m", "fixtures.cli", "run", "--cluster", "existing",
-         "--kubeconfig", info["kubeconfig"], "--run-id", run_id,
-         "--results-dir", str(tmp_path / "results"), "--", str(suite)],
+         "--kubeconfig", info["kubeconfig"], "--results-dir", str(tmp_path / "results"),
+         "--", str(suite), f"--run-id={run_id}"],
         env=dict(env, LEAK_ENDING=ending, LEAK_MARKER=str(marker), TMPDIR=str(run_tmp),
                  PYTHONUNBUFFERED="1"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
@@ -125,3 +125,5 @@ def test_run_on_existing_cluster_leaves_nothing(kept_cluster, tmp_path, ending):
     assert not list(run_tmp.iterdir()), f"temporary files left: {list(run_tmp.iterdir())}"
     if ending == "wait-timeout":
         assert "a condition that never holds: not reached within 2 s" in output
+    if stop_signal is not None:
+        assert "INTERRUPTED " in output and "test_leaves_objects" in output, output[-2000:]
