@@ -10,6 +10,7 @@ container.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from fake_devices.faults import FAULTS, SLICE_FAULTS, FaultError, check_fault
 
 log = logging.getLogger("draconf.driver")
 NODE_WAIT_SECONDS = 60.0
+STOP_DIAGNOSIS_SECONDS = 15  # all threads' stacks go to the log if stopping takes longer
 MAX_RESTARTS = 5
 STARTS_FILE = "starts"
 RESTARTS_FILE = "restarts-after-crash"
@@ -178,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         pass
 
     log.info("stopping")
+    # A stop should take a second or two; if this one hangs, its log tells where.
+    faulthandler.dump_traceback_later(STOP_DIAGNOSIS_SECONDS, exit=False)
     control.stop()
     plugin.stop()
     if not args.keep_slices:
