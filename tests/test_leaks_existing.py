@@ -3,7 +3,7 @@
 A cluster from `draconf cluster up` is used through the existing backend.
 The suite below creates what tests create (a namespace, a claim and a pod
 that holds a GPU, a second namespace outside the namespace fixture, a
-cluster-scoped ResourceSlice nobody cleans up) and then ends in one of five
+cluster-scoped ResourceSlice that no fixture removes) and then ends in one of five
 ways: it passes, it fails, a wait runs out, Ctrl-C, or SIGTERM (a CI time
 limit). Afterwards nothing labelled with the run's id may remain, the GPU
 must be free again, and the run's temporary directory must be empty.
@@ -116,9 +116,9 @@ def test_run_on_existing_cluster_leaves_nothing(kept_cluster, tmp_path, ending):
         left = {resource.plural: [item["metadata"]["name"] for item in kube.list(
             resource, label_selector=f"{RUN_ID_LABEL}={run_id}")] for resource in KINDS}
         assert not any(left.values()), f"{left}\n{output[-3000:]}"
-        held = [c["metadata"]["name"] for c in kube.list(dra("ResourceClaim"))
-                if (c.get("status") or {}).get("allocation")]
-        assert not held, f"claims still holding devices: {held}"
+        allocated_claims = [c["metadata"]["name"] for c in kube.list(dra("ResourceClaim"))
+                            if (c.get("status") or {}).get("allocation")]
+        assert not allocated_claims, f"claims still holding devices: {allocated_claims}"
     finally:
         kube.close()
     assert not processes_referencing(tmp_path), output[-3000:]
@@ -126,4 +126,5 @@ def test_run_on_existing_cluster_leaves_nothing(kept_cluster, tmp_path, ending):
     if ending == "wait-timeout":
         assert "a condition that never holds: not reached within 2 s" in output
     if stop_signal is not None:
-        assert "INTERRUPTED " in output and "test_leaves_objects" in output, output[-2000:]
+        assert "INTERRUPTED " in output, output[-2000:]
+        assert "test_leaves_objects" in output, output[-2000:]
