@@ -27,22 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bringup import bare  # noqa: E402
 from fixtures.binaries import ensure_binaries  # noqa: E402
-from fixtures.local_cluster import LocalCluster  # noqa: E402
-from fixtures.timeouts import Timeouts  # noqa: E402
 
 SUITE_TIMEOUT = 900.0  # seconds for one whole `draconf run` of suites/gke_docs
 DURATION_LINE = re.compile(r"^(\d+\.\d+)s (setup|call|teardown)\s+(\S+)", re.MULTILINE)
-
-
-def bare(binaries, scratch: Path, index: int) -> float:
-    cluster = LocalCluster(f"bench-docs-bare-{index}", binaries, scratch / "bare-logs",
-                           Timeouts(), progress=lambda m: None, apiserver_only=True)
-    started = time.perf_counter()
-    cluster.start()
-    elapsed = time.perf_counter() - started
-    cluster.stop()
-    return elapsed
 
 
 def suite(scratch: Path, index: int) -> dict:

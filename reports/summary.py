@@ -19,6 +19,8 @@ class RunSummary:
         self.reasons: dict[str, str] = {}
         # Tests under way (several with pytest-xdist), named if the run stops inside them.
         self.running: list[str] = []
+        # Tests whose setup finished; the first test's setup brings up the cluster.
+        self.set_up: list[str] = []
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self.running.append(nodeid)
@@ -28,6 +30,8 @@ class RunSummary:
             self.running.remove(nodeid)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when == "setup":
+            self.set_up.append(report.nodeid)
         # The first call starts once the cluster is up: the wait a user feels. Reports
         # carry durations, so this also works when pytest-xdist workers run the tests.
         if report.when == "call" and self.first_test_after is None:
@@ -62,7 +66,13 @@ def write_summary(results: Path, summary: RunSummary, code: int, seconds: float)
         for nodeid in summary.outcomes[outcome]:
             lines.append(f"  {outcome.upper()} {nodeid}: {summary.reasons.get(nodeid, '')}")
     for nodeid in summary.running:
-        lines.append(f"  INTERRUPTED {nodeid}: the run was stopped while this test ran")
+        if nodeid in summary.set_up:
+            lines.append(f"  INTERRUPTED {nodeid}: the run was stopped while this test ran")
+        elif summary.first_test_after is None:
+            lines.append(f"  INTERRUPTED {nodeid}: the run was stopped in its setup, while the "
+                         "cluster was coming up")
+        else:
+            lines.append(f"  INTERRUPTED {nodeid}: the run was stopped in its setup")
     bring_up = results / "bring-up-error.txt"
     if bring_up.exists():
         lines.append(f"  the cluster could not be brought up: {bring_up.read_text().strip()}")

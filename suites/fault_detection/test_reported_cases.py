@@ -58,9 +58,12 @@ def test_missing_env_fails_tpu_flow(draconf_env, namespace, driver_fault, record
         flow.tpu_flow(draconf_env, namespace, teardown=False)
 
     message = str(raised.value)
+    lines = [line.strip() for line in message.splitlines()]
+    start = next((i for i, line in enumerate(lines)
+                  if line.startswith("seen: the container had:")), None)
     record_detection("missing-env", "GKE TPU flow: environment check",
-                     next((line.strip() for line in message.splitlines()
-                           if line.strip().startswith("seen: expected:")), message[:200]))
+                     "; ".join(lines[start:start + 2]).removeprefix("seen: ")
+                     if start is not None else message[:200])
     assert "1 of" in message, f"only the environment check may fail:\n{message}"
     assert "every TPU variable reached the container" in message
     assert "TPU_ACCELERATOR_TYPE=v6e-8" in message

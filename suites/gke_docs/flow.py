@@ -309,5 +309,5 @@ def environment_problem(logs: str, prefix: str, expected: dict[str, str]) -> str
     if not wrong:
         return None
     had = sorted(f"{k}={v}" for k, v in seen.items() if k.startswith("TPU_"))
-    return ("expected: " + ", ".join(f"{k}={v}" for k, v in wrong.items())
-            + "\nthe container had: " + (", ".join(had) or "no TPU_ variables at all"))
+    return ("the container had: " + (", ".join(had) or "no TPU_ variables at all")
+            + "\nexpected: " + ", ".join(f"{k}={v}" for k, v in wrong.items()))
