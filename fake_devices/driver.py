@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from fake_devices.faults import FAULTS, SLICE_FAULTS, FaultError, check_fault
+from fixtures.processes import StopRequest
 
 log = logging.getLogger("draconf.driver")
 NODE_WAIT_SECONDS = 60.0
@@ -168,16 +169,12 @@ def run(args: argparse.Namespace) -> int:
 
     control = ControlServer(args.state_dir / SOCKET_NAME, state, set_fault)
     control.start()
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
+    stop_request = StopRequest().install()
     log.info("fake driver %s running on node %s with profile %s (fault %s, start %d)",
              profile.driver, args.node, profile.name, args.fault, starts)
-    # Never wait without a timeout here: SIGTERM may land on one of gRPC's threads, and
-    # Python runs the handler only when the main thread wakes up. A bare wait() slept
-    # through it in about one stop in five, until the driver was killed 20 s later.
-    while not stopping.wait(0.5):
-        pass
+    # SIGTERM may land on one of gRPC's threads; Python runs the handler when the main
+    # thread next wakes, so it must not block without a timeout.
+    stop_request.wait()
 
     log.info("stopping")
     # A stop should take a second or two; if this one hangs, its log tells where.

@@ -66,7 +66,10 @@ def write_summary(results: Path, summary: RunSummary, code: int, seconds: float)
         for nodeid in summary.outcomes[outcome]:
             lines.append(f"  {outcome.upper()} {nodeid}: {summary.reasons.get(nodeid, '')}")
     for nodeid in summary.running:
-        if nodeid in summary.set_up:
+        if any(nodeid in tests for tests in summary.outcomes.values()):
+            lines.append(f"  INTERRUPTED {nodeid}: the run was stopped in its teardown (the "
+                         "last test's teardown also stops the cluster)")
+        elif nodeid in summary.set_up:
             lines.append(f"  INTERRUPTED {nodeid}: the run was stopped while this test ran")
         elif summary.first_test_after is None:
             lines.append(f"  INTERRUPTED {nodeid}: the run was stopped in its setup, while the "

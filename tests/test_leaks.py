@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -70,6 +71,9 @@ def test_run_leaves_nothing(binaries, tmp_path, state_root, ending):
     assert "Traceback" not in output.split("FAILURES")[0]
     if ending == "signals-during-stop":
         assert "draconf: still " in output, output[-3000:]
+        gate = json.loads((tmp_path / "results" / "gating.json").read_text())
+        assert gate["exit_code"] == process.returncode == 2
+        assert gate["passed"] is False
     if ending == "test-failed":
         assert "this test fails on purpose" in output
         evidence = list((tmp_path / "results" / "evidence").iterdir())
