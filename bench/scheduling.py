@@ -2,16 +2,17 @@
 
 Usage: python bench/scheduling.py [--nodes 100] [--pods 200] [--rounds 1]
 
-Each round, side by side in one run, on fresh local control planes:
-- scheduler alone (twice: with upstream's client request rates for the
-  controller-manager and scheduler, and with the rate draconf sets): --nodes bare Nodes of profile gke-l4-8 (labels and taints as
-  the node agent would set them, no agent, no driver process) with their pools
-  published once by the driver's SlicePublisher; time from creating the first
-  pod until every pod is bound to a node with its claim allocated;
+Each round runs three fresh local control planes, side by side in one run:
+- scheduler alone, twice: once with upstream's client request rates for the
+  controller-manager and scheduler, once with the rate draconf sets. There are
+  --nodes bare Nodes of profile gke-l4-8, with the labels and taints a node
+  agent would set but no agent and no driver process; the driver's
+  SlicePublisher publishes their pools once. Timed from creating the first pod
+  until every pod is bound to a node with its claim allocated.
 - in the loop: the full local backend with --nodes node agents and fake
-  drivers; time from creating the first pod until every pod is Running, that
-  is scheduled, its claim prepared over the kubelet plugin gRPC protocol, its
-  CDI edits applied and its container started and reported.
+  drivers. Timed from creating the first pod until every pod is Running: its
+  claim prepared over the kubelet plugin gRPC protocol, its CDI edits applied,
+  its container started and reported.
 Each pod has its own claim from a one-GPU ResourceClaimTemplate. The bench
 prints both rates, their ratio, where the in-the-loop time went (bound, then
 Running), the CPU each kind of component used, and what an idle cluster of
@@ -211,8 +212,10 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    if args.pods > args.nodes * get_profile(PROFILE).device_count:
-        parser.error(f"{args.pods} pods do not fit on {args.nodes} nodes of 8 GPUs")
+    gpus = get_profile(PROFILE).device_count
+    if args.pods > args.nodes * gpus:
+        parser.error(f"{args.pods} pods do not fit on {args.nodes} nodes of {gpus} GPUs")
+
     binaries = ensure_binaries(source="cache")
     upstream, alone, loop = [], [], []
     with tempfile.TemporaryDirectory(prefix="draconf-bench-", dir="/tmp") as scratch:
@@ -225,10 +228,12 @@ def main() -> int:
                                          CLIENT_QPS))
             print(f"round {index}: scheduler alone: {alone[-1]}", flush=True)
             loop.append(in_the_loop(Path(scratch), args.nodes, args.pods, index))
+
     bound_upstream = statistics.median(m["bound"] for m in upstream)
     bound_alone = statistics.median(m["bound"] for m in alone)
     bound_loop = statistics.median(m["bound"] for m in loop)
     running = statistics.median(m["running"] for m in loop)
+
     print(f"{args.pods} pods with one-GPU claims on {args.nodes} nodes of {PROFILE}, "
           f"{args.rounds} round(s), medians:")
     print(f"  scheduler alone, upstream client rates (20/s controller-manager, 50/s "
@@ -240,6 +245,7 @@ def main() -> int:
     print(f"  in the loop, Running:                 {running:.2f} s, "
           f"{args.pods / running:.1f} pods/s")
     print(f"  in-the-loop Running rate / scheduler-alone rate: {bound_alone / running:.2f}x")
+
     idle = loop[-1]["idle_cpu_share"]
     print(f"  idle cluster, share of one core: {', '.join(f'{k} {v:.2f}' for k, v in idle.items())}"
           f" (total {sum(idle.values()):.2f}; last round)")

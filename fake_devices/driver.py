@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     stop_request.wait()
 
     log.info("stopping")
-    # A stop should take a second or two; if this one hangs, its log tells where.
+    # A stop takes a second or two. If this one hangs, every thread's stack goes to the log.
     faulthandler.dump_traceback_later(STOP_DIAGNOSIS_SECONDS, exit=False)
     control.stop()
     plugin.stop()

@@ -2,7 +2,7 @@
 
 A cluster from `draconf cluster up` is used through the existing backend.
 The suite below creates what tests create (a namespace, a claim and a pod
-that holds a GPU, a second namespace outside the namespace fixture, a
+that uses a GPU, a second namespace outside the namespace fixture, a
 cluster-scoped ResourceSlice that no fixture removes) and then ends in one of five
 ways: it passes, it fails, a wait runs out, Ctrl-C, or SIGTERM (a CI time
 limit). Afterwards nothing labelled with the run's id may remain, the GPU
@@ -36,7 +36,7 @@ ENDING = os.environ["LEAK_ENDING"]
 
 
 def test_leaves_objects(draconf_env, namespace):
-    """LEAK-2: a test that holds a GPU and leaves objects outside its namespace."""
+    """LEAK-2: a test that uses a GPU and leaves objects outside its namespace."""
     kube, run_id = draconf_env.kube, draconf_env.run_id
     claim, pod, other, lone_slice = label_objects([
         {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",

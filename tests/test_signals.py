@@ -16,7 +16,8 @@ from fixtures.processes import signals_held
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_held_signals_raise_after_the_cleanup_with_the_first_signal():
+def test_held_signals_raise_after_cleanup():
+    """Signals wait for the cleanup; the outermost hold names the first one."""
     messages = []
     finished = []
     before = signal.getsignal(signal.SIGINT)
@@ -39,7 +40,7 @@ def test_no_signal_no_interrupt():
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_stop_request_ends_a_main_loop_while_threads_run():
+def test_stop_request_ends_main_loop():
     """SIGTERM sent to a process whose main thread sleeps and whose other threads are busy."""
     script = textwrap.dedent("""
         import os, signal, threading, time
